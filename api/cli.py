@@ -7,9 +7,9 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-import orjson
 import uvicorn
 
 from api.settings import Settings
@@ -47,15 +47,16 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(handler=_serve)
     d = sub.add_parser("demo", help="run everything on embedded defaults with a simulated fleet")
     d.set_defaults(handler=_demo)
-    sim = sub.add_parser("simulate", help="publish a simulated fleet to the broker (PP_MQTT_URL)")
-    sim.add_argument("--devices", type=int, default=50)
-    sim.add_argument("--rate", type=float, default=1.0, help="samples per second per device")
-    sim.add_argument("--seed", type=int, default=1)
-    sim.add_argument("--site", default="demo-site")
-    sim.add_argument("--encoding", choices=("json", "binary"), default="binary")
-    sim.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
-    sim.set_defaults(handler=_simulate)
+    for register in _package_commands():
+        register(sub)
     return p
+
+
+def _package_commands() -> list[Callable[[Any], None]]:
+    """Each package registers its own sub-commands; the handler gets (settings, args)."""
+    from firmware_sim.cli import register as simulator
+
+    return [simulator]
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
@@ -111,26 +112,3 @@ def _run_http(settings: Settings, *, embedded: bool, simulate: bool, banner: str
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
     return 0 if server.started else 1
-
-
-def _simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from firmware_sim.fleet import Fleet, FleetSpec
-    from firmware_sim.publisher import publish_fleet
-
-    if not settings.mqtt.url:
-        print("simulate needs PP_MQTT_URL (mqtt://host:port)", file=sys.stderr)
-        return 2
-    fleet = Fleet(FleetSpec(devices=args.devices, seed=args.seed))
-    stats = asyncio.run(
-        publish_fleet(
-            fleet,
-            mqtt_url=settings.mqtt.url,
-            topic_root=settings.mqtt.topic_root,
-            site=args.site,
-            rate_hz=args.rate,
-            encoding=args.encoding,
-            duration_s=args.duration,
-        )
-    )
-    print(orjson.dumps(stats.rates()).decode())
-    return 0
