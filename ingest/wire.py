@@ -270,7 +270,7 @@ def decode(payload: bytes, *, topic_device: str | None = None) -> SampleBatch:
         raise DecodeError("empty payload")
     if payload[:2] == MAGIC:
         batch, gateway = _decode_binary(payload)
-    elif payload[:1] in (b"{", b" ", b"\n", b"\t", b"\r"):
+    elif payload[:1] in (b"{", b"[", b" ", b"\n", b"\t", b"\r"):
         batch, gateway = _decode_json(payload)
     else:
         raise DecodeError(f"unknown encoding: first byte 0x{payload[0]:02x}")
@@ -383,7 +383,7 @@ def _json_row(row: Any, i: int, index: dict[str, int], *, gateway: bool) -> tupl
         raise DecodeError(f"sample {i}: unknown keys {sorted(extra)}")
     seq = _json_int(row, "seq", i, 0, 2**32 - 1)
     ts_ms = _json_int(row, "ts_ms", i, 0, 2**63 - 1)
-    flags = _json_int(row, "flags", i, 0, KNOWN_FLAGS) if "flags" in row else 0
+    flags = _json_int(row, "flags", i, 0, 0xFFFF) if "flags" in row else 0
     if flags & ~KNOWN_FLAGS:
         raise DecodeError(f"sample {i}: reserved flag bits set")
     values = []

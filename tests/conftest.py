@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,29 @@ def settings(mqtt_url: str, database_url: str, topic_root: str, tmp_path: Path) 
         ),
         database=DatabaseSettings(url=database_url, pool_max=4),
     )
+
+
+@pytest.fixture
+async def live_app(settings: Settings) -> AsyncIterator[str]:
+    """The whole service (API + runtime) on a real port; yields its base URL."""
+    import asyncio
+
+    import uvicorn
+
+    from api.app import create_app
+    from api.embedded import free_port
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve(), name="test-http")
+    async with asyncio.timeout(60):
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
