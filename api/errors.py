@@ -56,7 +56,7 @@ _HTTP_CODES = {
 def status_for(exc: PermitPulseError) -> tuple[int, str]:
     for cls in type(exc).__mro__:
         if cls in ERROR_TABLE:
-            return ERROR_TABLE[cls]  # type: ignore[index]
+            return ERROR_TABLE[cls]
     return 400, "error"
 
 

