@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import psycopg
 from alembic import command
 from alembic.config import Config
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import create_engine, pool
 
@@ -39,22 +38,41 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str, revision: str = "head") -> str:
     """Upgrade the schema to ``revision`` and return the telemetry storage form."""
-    engine = create_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
+    _run_alembic(url, command.upgrade, revision)
+    return _storage_form(url)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Undo revisions down to ``revision`` (``"base"``: an empty schema)."""
+    _run_alembic(url, command.downgrade, revision)
+
+
+def _run_alembic(url: str, step: Callable[[Config, str], None], revision: str) -> None:
+    # Migrations gain nothing from prepared statements, and some poolers (and PGlite) break them.
+    engine = create_engine(
+        sqlalchemy_url(url), poolclass=pool.NullPool, connect_args={"prepare_threshold": None}
+    )
     cfg = alembic_config(url)
-    with engine.begin() as conn:
-        # Serialise concurrent migrators (several workers starting at once).
+    with engine.connect() as conn:
+        # A session-level lock serialises concurrent migrators (several workers starting at
+        # once); committing right away leaves alembic in charge of its own transactions.
         conn.exec_driver_sql("SELECT pg_advisory_lock(hashtext('pp_migrate'))")
+        conn.commit()
         try:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+            step(cfg, revision)
         finally:
+            conn.rollback()
             conn.exec_driver_sql("SELECT pg_advisory_unlock(hashtext('pp_migrate'))")
+            conn.commit()
     engine.dispose()
-    with psycopg.connect(url) as conn:
+    log.info("database migrated", extra={"revision": revision})
+
+
+def _storage_form(url: str) -> str:
+    with psycopg.connect(url, prepare_threshold=None) as conn:
         row = conn.execute("SELECT value FROM pp_meta WHERE key = 'storage_form'").fetchone()
-    form = row[0] if row else "unknown"
-    log.info("database migrated", extra={"revision": revision, "storage_form": form})
-    return form
+    return str(row[0]) if row else "unknown"
 
 
 async def migrate_async(url: str) -> str:
@@ -101,7 +119,7 @@ async def ping(pool_: AsyncConnectionPool, timeout_s: float = 2.0) -> bool:
 
 __all__ = [
     "alembic_config",
-    "dict_row",
+    "downgrade",
     "migrate",
     "migrate_async",
     "open_pool",

@@ -7,7 +7,7 @@ import datetime as dt
 import psycopg
 import pytest
 
-from api.storage import migrate, sqlalchemy_url
+from api.storage import downgrade, migrate, sqlalchemy_url
 
 
 def test_migrate_twice_is_a_no_op(database_url: str) -> None:
@@ -57,3 +57,11 @@ def test_sqlalchemy_url_uses_psycopg3_driver() -> None:
     assert sqlalchemy_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     with pytest.raises(ValueError, match="not a PostgreSQL URL"):
         sqlalchemy_url("mysql://h/db")
+
+
+def test_migrate_down_to_base_and_up_again(database_url: str) -> None:
+    """Every revision can be undone; the schema comes back whole."""
+    downgrade(database_url, "base")
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT to_regclass('telemetry')").fetchone() == (None,)
+    assert migrate(database_url) == "native-partitions"

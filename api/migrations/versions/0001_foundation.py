@@ -165,9 +165,14 @@ def _timescale() -> None:
 
 
 def downgrade() -> None:
+    form = op.get_bind().exec_driver_sql("SELECT value FROM pp_meta WHERE key = 'storage_form'")
+    if form.scalar() == "timescaledb":
+        with op.get_context().autocommit_block():
+            op.execute("DROP MATERIALIZED VIEW IF EXISTS telemetry_1m CASCADE")
+    else:
+        op.execute("DROP VIEW IF EXISTS telemetry_1m CASCADE")
     op.execute(
         """
-        DROP VIEW IF EXISTS telemetry_1m CASCADE;
         DROP TABLE IF EXISTS telemetry CASCADE;
         DROP FUNCTION IF EXISTS pp_ensure_telemetry_partition(date);
         DROP TABLE IF EXISTS dead_letters, devices, workers, sites, pp_meta CASCADE;
