@@ -9,6 +9,7 @@ from detectors.config import DetectorSettings
 from firmware_sim.config import SimulatorSettings
 from ingest.config import IngestSettings, MqttSettings
 from permits.config import PermitSettings
+from permits.enforcement.config import EnforcementSettings
 
 
 class DatabaseSettings(BaseModel):
@@ -57,3 +58,4 @@ class Settings(BaseSettings):
     detectors: DetectorSettings = DetectorSettings()
     permits: PermitSettings = PermitSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+    enforcement: EnforcementSettings = EnforcementSettings()

@@ -1,0 +1,94 @@
+"""Enforcement: rule decisions, device commands and their lifecycle.
+
+Revision ID: 0006
+Revises: 0001
+Create Date: 2026-11-29
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.execute(
+        """
+        CREATE TABLE decisions (
+            decision_id bigserial PRIMARY KEY,
+            ts          timestamptz NOT NULL,
+            rule_id     text NOT NULL,
+            reason      text NOT NULL,
+            permit_id   uuid,
+            worker_id   text,
+            device_ids  text[] NOT NULL DEFAULT '{}',
+            actions     jsonb NOT NULL,
+            facts       jsonb NOT NULL,
+            created_at  timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX decisions_permit_idx ON decisions (permit_id, ts);
+        CREATE INDEX decisions_ts_idx ON decisions USING brin (ts);
+
+        CREATE TABLE device_commands (
+            cmd_id       uuid PRIMARY KEY,
+            device_id    text NOT NULL REFERENCES devices,
+            action       text NOT NULL
+                         CHECK (action IN ('rest', 'resume', 'evacuate', 'stop_work', 'message')),
+            params       jsonb NOT NULL DEFAULT '{}',
+            decision_id  bigint REFERENCES decisions,
+            state        text NOT NULL DEFAULT 'queued'
+                         CHECK (state IN ('queued', 'sent', 'delivered', 'done', 'failed',
+                                          'timed_out', 'expired')),
+            attempts     integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            created_at   timestamptz NOT NULL DEFAULT now(),
+            next_try_at  timestamptz NOT NULL DEFAULT now(),
+            deadline_at  timestamptz NOT NULL,
+            expires_at   timestamptz NOT NULL,
+            sent_at      timestamptz,
+            delivered_at timestamptz,
+            finished_at  timestamptz,
+            detail       text,
+            CHECK (deadline_at <= expires_at),
+            CHECK (state <> 'delivered' OR delivered_at IS NOT NULL),
+            CHECK (state NOT IN ('done', 'failed', 'timed_out', 'expired')
+                   OR finished_at IS NOT NULL)
+        );
+        CREATE INDEX device_commands_open_idx ON device_commands (next_try_at)
+            WHERE state IN ('queued', 'sent');
+        CREATE INDEX device_commands_device_idx ON device_commands (device_id, created_at);
+
+        -- Every state a command passes through, in order (the lifecycle is explainable).
+        CREATE TABLE device_command_events (
+            cmd_id  uuid NOT NULL REFERENCES device_commands,
+            at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+            state   text NOT NULL,
+            detail  text
+        );
+        CREATE INDEX device_command_events_idx ON device_command_events (cmd_id, at);
+        CREATE FUNCTION pp_command_event() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        BEGIN
+            IF TG_OP = 'INSERT' OR NEW.state IS DISTINCT FROM OLD.state
+               OR NEW.attempts IS DISTINCT FROM OLD.attempts THEN
+                INSERT INTO device_command_events (cmd_id, state, detail)
+                VALUES (NEW.cmd_id, NEW.state, NEW.detail);
+            END IF;
+            RETURN NEW;
+        END
+        $fn$;
+        CREATE TRIGGER device_commands_events AFTER INSERT OR UPDATE ON device_commands
+            FOR EACH ROW EXECUTE FUNCTION pp_command_event();
+        """
+    )
+
+
+def downgrade() -> None:
+    op.execute(
+        """
+        DROP TABLE IF EXISTS device_command_events, device_commands, decisions CASCADE;
+        DROP FUNCTION IF EXISTS pp_command_event();
+        """
+    )

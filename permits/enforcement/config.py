@@ -1,0 +1,36 @@
+"""Configuration of enforcement: rules file, device-command delivery and push escalation."""
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class EnforcementSettings(BaseModel):
+    """How decisions are carried out. Delivery timings are company policy (SPEC §5)."""
+
+    rules_file: Path | None = Field(
+        default=None, description="A site's rules file; unset: the shipped default rule set."
+    )
+    command_retry_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Resend a command not acknowledged within this (QoS 1 retry).",
+    )
+    command_max_attempts: int = Field(
+        default=3, ge=1, description="Sends before an unacknowledged command times out."
+    )
+    command_deadline_s: float = Field(
+        default=30.0, gt=0, description="A command not acknowledged by then has timed out."
+    )
+    command_expiry_s: float = Field(
+        default=300.0, gt=0, description="A command still unsent after this is stale: expired."
+    )
+    dispatch_tick_s: float = Field(
+        default=0.2, gt=0, description="How often due retries and deadlines are checked."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "EnforcementSettings":
+        if self.command_deadline_s > self.command_expiry_s:
+            raise ValueError("command_deadline_s must not exceed command_expiry_s")
+        return self
