@@ -49,7 +49,8 @@ async def service(
     changes: list[CommandRecord] | None = None,
     url: str | None = None,
 ) -> AsyncIterator[CommandService]:
-    assert settings.database.url and settings.mqtt.url
+    assert settings.database.url
+    assert settings.mqtt.url
 
     async def hook(rec: CommandRecord) -> None:
         if changes is not None:
@@ -191,7 +192,8 @@ async def test_bad_ack_is_dead_lettered_with_reason(
     settings: Settings, payload: bytes, reason: str
 ) -> None:
     """An ack that cannot be matched is kept with the reason; nothing else changes."""
-    assert settings.database.url and settings.mqtt.url
+    assert settings.database.url
+    assert settings.mqtt.url
     add_device(settings.database.url, "d5")
     async with service(settings, FAST) as svc:
         await svc.wait_connected()
