@@ -81,6 +81,46 @@ def upgrade() -> None:
         $fn$;
         CREATE TRIGGER device_commands_events AFTER INSERT OR UPDATE ON device_commands
             FOR EACH ROW EXECUTE FUNCTION pp_command_event();
+
+        -- A notification to people: sent to the first roles at once, escalated along the
+        -- chain while nobody acknowledges it before its deadline.
+        CREATE TABLE push_groups (
+            group_id     uuid PRIMARY KEY,
+            decision_id  bigint REFERENCES decisions,
+            site_id      text NOT NULL,
+            permit_id    uuid,
+            kind         text NOT NULL,
+            message      text NOT NULL,
+            payload      jsonb NOT NULL DEFAULT '{}',
+            chain        text[] NOT NULL CHECK (cardinality(chain) >= 1),
+            level        integer NOT NULL DEFAULT 0 CHECK (level >= 0),
+            deadline_s   double precision NOT NULL CHECK (deadline_s > 0),
+            state        text NOT NULL DEFAULT 'open'
+                         CHECK (state IN ('open', 'acked', 'exhausted')),
+            deadline_at  timestamptz NOT NULL,
+            created_at   timestamptz NOT NULL DEFAULT now(),
+            acked_at     timestamptz,
+            acked_by     text,
+            CHECK ((state = 'acked') = (acked_at IS NOT NULL AND acked_by IS NOT NULL)),
+            CHECK (level < cardinality(chain))
+        );
+        CREATE INDEX push_groups_open_idx ON push_groups (deadline_at) WHERE state = 'open';
+        CREATE TABLE pushes (
+            push_id      uuid PRIMARY KEY,
+            group_id     uuid NOT NULL REFERENCES push_groups,
+            user_id      text NOT NULL,
+            role         text NOT NULL,
+            level        integer NOT NULL CHECK (level >= 0),
+            state        text NOT NULL DEFAULT 'sent'
+                         CHECK (state IN ('sent', 'seen', 'acked', 'escalated')),
+            created_at   timestamptz NOT NULL DEFAULT now(),
+            seen_at      timestamptz,
+            acked_at     timestamptz,
+            escalated_at timestamptz,
+            CHECK ((state = 'acked') = (acked_at IS NOT NULL)),
+            UNIQUE (group_id, user_id)
+        );
+        CREATE INDEX pushes_user_open_idx ON pushes (user_id) WHERE state IN ('sent', 'seen');
         """
     )
 
@@ -88,6 +128,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(
         """
+        DROP TABLE IF EXISTS pushes, push_groups CASCADE;
         DROP TABLE IF EXISTS device_command_events, device_commands, decisions CASCADE;
         DROP FUNCTION IF EXISTS pp_command_event();
         """

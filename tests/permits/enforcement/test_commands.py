@@ -73,12 +73,13 @@ async def fake_device(
     settings: Settings, device: str, *, ack: bool = True, received: list[str] | None = None
 ) -> AsyncIterator[None]:
     """A wearable that acknowledges each command (delivered, then done)."""
-    assert settings.mqtt.url
+    url = settings.mqtt.url
+    assert url
     root = settings.mqtt.topic_root
     ready = asyncio.Event()
 
     async def run() -> None:
-        async with client(settings.mqtt.url, identifier=f"dev-{uuid.uuid4().hex[:6]}") as mqtt:
+        async with client(url, identifier=f"dev-{uuid.uuid4().hex[:6]}") as mqtt:
             await mqtt.subscribe(device_topic(root, "s1", device, "cmd"), qos=1)
             ready.set()
             async for m in mqtt.messages:

@@ -1,0 +1,169 @@
+"""`/ws/supervisor`: pushes to a supervisor's (or watcher's) phone, with acknowledgement.
+
+Protocol (JSON text frames):
+
+- server → client: ``{"type": "hello", "user_id"}`` after authentication, then every push
+  still unacknowledged (replay), then live ``{"type": "push", ...}`` frames and
+  ``{"type": "ping", "ts_ms"}`` heartbeats.
+- client → server: ``{"type": "ack", "push_id"}``, ``{"type": "seen", "push_id"}``,
+  ``{"type": "pong"}``. Replies: ``{"type": "acked", "push_id"}`` or
+  ``{"type": "error", "detail", "code"}``.
+
+A client that answers no ping for two heartbeat periods is dropped; a client too slow to
+drain its bounded queue is dropped too (it gets everything again on reconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from permits.enforcement.pushes import PushNotFound, PushService
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+Authenticator = Callable[[WebSocket], Awaitable[str | None]]
+
+
+class PushHub:
+    """Live connections per user; `deliver` never blocks the caller."""
+
+    def __init__(self, *, queue_size: int = 256) -> None:
+        self._queue_size = queue_size
+        self._clients: dict[str, set[asyncio.Queue[dict[str, Any] | None]]] = defaultdict(set)
+
+    def deliver(self, user_id: str, message: dict[str, Any]) -> None:
+        for queue in list(self._clients.get(user_id, ())):
+            try:
+                queue.put_nowait(message)
+            except asyncio.QueueFull:
+                log.warning("dropping a slow supervisor client of %s", user_id)
+                self._drop(queue)
+
+    def connected(self, user_id: str) -> int:
+        return len(self._clients.get(user_id, ()))
+
+    @contextlib.asynccontextmanager
+    async def connect(self, user_id: str) -> AsyncIterator[asyncio.Queue[dict[str, Any] | None]]:
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(self._queue_size)
+        self._clients[user_id].add(queue)
+        try:
+            yield queue
+        finally:
+            self._clients[user_id].discard(queue)
+            if not self._clients[user_id]:
+                del self._clients[user_id]
+
+    @staticmethod
+    def _drop(queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(None)  # tells the sender to close the connection
+
+
+async def serve_supervisor(
+    ws: WebSocket,
+    *,
+    user_id: str,
+    hub: PushHub,
+    pushes: PushService,
+    heartbeat_s: float = 15.0,
+) -> None:
+    """Run one authenticated supervisor connection until it closes."""
+    await ws.accept()
+    async with hub.connect(user_id) as queue:
+        await _send(ws, {"type": "hello", "user_id": user_id})
+        for push in await pushes.pending_for(user_id):
+            await _send(ws, push.to_json())
+        last_pong = time.monotonic()
+
+        async def receive() -> None:
+            nonlocal last_pong
+            while True:
+                message = await _receive(ws)
+                if message is None:
+                    continue
+                kind = message.get("type")
+                if kind == "pong":
+                    last_pong = time.monotonic()
+                elif kind in ("ack", "seen"):
+                    await _handle_ack(ws, pushes, user_id, kind, message.get("push_id"))
+                else:
+                    await _send(ws, _error(f"unknown message type {kind!r}", "bad_message"))
+
+        async def send() -> None:
+            while (message := await queue.get()) is not None:
+                await _send(ws, message)
+            await ws.close(code=1013, reason="too slow")
+
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(heartbeat_s)
+                if time.monotonic() - last_pong > 2 * heartbeat_s:
+                    await ws.close(code=1001, reason="no heartbeat")
+                    return
+                await _send(ws, {"type": "ping", "ts_ms": time.time_ns() // 1_000_000})
+
+        await _first_to_finish(receive(), send(), heartbeat())
+
+
+async def _first_to_finish(*coros: Any) -> None:
+    """Run the connection's loops; when one ends (close, error), cancel the others."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await t
+
+
+async def _handle_ack(
+    ws: WebSocket, pushes: PushService, user_id: str, kind: str, raw: Any
+) -> None:
+    try:
+        push_id = uuid.UUID(str(raw))
+    except ValueError:
+        await _send(ws, _error("push_id is not a UUID", "bad_message"))
+        return
+    try:
+        if kind == "ack":
+            push = await pushes.ack(push_id, user_id)
+            await _send(ws, {"type": "acked", "push_id": str(push.push_id)})
+        else:
+            await pushes.seen(push_id, user_id)
+    except PushNotFound as exc:
+        await _send(ws, _error(str(exc), "not_found"))
+
+
+async def _receive(ws: WebSocket) -> dict[str, Any] | None:
+    text = await ws.receive_text()
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        await _send(ws, _error("not JSON", "bad_message"))
+        return None
+    if not isinstance(message, dict):
+        await _send(ws, _error("a message is a JSON object", "bad_message"))
+        return None
+    return message
+
+
+async def _send(ws: WebSocket, message: dict[str, Any]) -> None:
+    await ws.send_text(orjson.dumps(message).decode())
+
+
+def _error(detail: str, code: str) -> dict[str, Any]:
+    return {"type": "error", "detail": detail, "code": code}
