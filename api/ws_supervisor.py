@@ -18,15 +18,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import orjson
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
 
+from api import _ws
+from api._ws import Heartbeat
 from permits.enforcement.pushes import PushNotFound, PushService
 
 log = logging.getLogger(__name__)
@@ -82,52 +82,30 @@ async def serve_supervisor(
     """Run one authenticated supervisor connection until it closes."""
     await ws.accept()
     async with hub.connect(user_id) as queue:
-        await _send(ws, {"type": "hello", "user_id": user_id})
+        await _ws.send(ws, {"type": "hello", "user_id": user_id})
         for push in await pushes.pending_for(user_id):
-            await _send(ws, push.to_json())
-        last_pong = time.monotonic()
+            await _ws.send(ws, push.to_json())
+        beat = Heartbeat(heartbeat_s)
 
         async def receive() -> None:
-            nonlocal last_pong
             while True:
-                message = await _receive(ws)
+                message = await _ws.receive(ws)
                 if message is None:
                     continue
                 kind = message.get("type")
                 if kind == "pong":
-                    last_pong = time.monotonic()
+                    beat.pong()
                 elif kind in ("ack", "seen"):
                     await _handle_ack(ws, pushes, user_id, kind, message.get("push_id"))
                 else:
-                    await _send(ws, _error(f"unknown message type {kind!r}", "bad_message"))
+                    await _ws.send(ws, _ws.error(f"unknown message type {kind!r}", "bad_message"))
 
         async def send() -> None:
             while (message := await queue.get()) is not None:
-                await _send(ws, message)
+                await _ws.send(ws, message)
             await ws.close(code=1013, reason="too slow")
 
-        async def heartbeat() -> None:
-            while True:
-                await asyncio.sleep(heartbeat_s)
-                if time.monotonic() - last_pong > 2 * heartbeat_s:
-                    await ws.close(code=1001, reason="no heartbeat")
-                    return
-                await _send(ws, {"type": "ping", "ts_ms": time.time_ns() // 1_000_000})
-
-        await _first_to_finish(receive(), send(), heartbeat())
-
-
-async def _first_to_finish(*coros: Any) -> None:
-    """Run the connection's loops; when one ends (close, error), cancel the others."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-                await t
+        await _ws.first_to_finish(receive(), send(), beat.run(ws))
 
 
 async def _handle_ack(
@@ -136,34 +114,13 @@ async def _handle_ack(
     try:
         push_id = uuid.UUID(str(raw))
     except ValueError:
-        await _send(ws, _error("push_id is not a UUID", "bad_message"))
+        await _ws.send(ws, _ws.error("push_id is not a UUID", "bad_message"))
         return
     try:
         if kind == "ack":
             push = await pushes.ack(push_id, user_id)
-            await _send(ws, {"type": "acked", "push_id": str(push.push_id)})
+            await _ws.send(ws, {"type": "acked", "push_id": str(push.push_id)})
         else:
             await pushes.seen(push_id, user_id)
     except PushNotFound as exc:
-        await _send(ws, _error(str(exc), "not_found"))
-
-
-async def _receive(ws: WebSocket) -> dict[str, Any] | None:
-    text = await ws.receive_text()
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        await _send(ws, _error("not JSON", "bad_message"))
-        return None
-    if not isinstance(message, dict):
-        await _send(ws, _error("a message is a JSON object", "bad_message"))
-        return None
-    return message
-
-
-async def _send(ws: WebSocket, message: dict[str, Any]) -> None:
-    await ws.send_text(orjson.dumps(message).decode())
-
-
-def _error(detail: str, code: str) -> dict[str, Any]:
-    return {"type": "error", "detail": detail, "code": code}
+        await _ws.send(ws, _ws.error(str(exc), "not_found"))

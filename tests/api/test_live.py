@@ -1,0 +1,171 @@
+"""`/ws/live` over a real WebSocket: filtering, downsampling, events in order, resume, slow clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+import uvicorn
+from fastapi import FastAPI, WebSocket
+from websockets.asyncio.client import ClientConnection, connect
+
+from api.embedded import free_port
+from api.live import LiveHub, serve_live
+from ingest.wire import SampleBatch
+from tests.factories import samples
+
+
+@pytest.fixture
+async def live() -> AsyncIterator[tuple[LiveHub, str]]:
+    hub = LiveHub(queue_size=5, history=3)
+    app = FastAPI()
+
+    @app.websocket("/ws/live")
+    async def route(ws: WebSocket) -> None:
+        sites = ws.query_params.get("sites")
+        allowed = frozenset(sites.split(",")) if sites else None
+        await serve_live(ws, hub=hub, allowed_sites=allowed, heartbeat_s=5)
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    yield hub, f"ws://127.0.0.1:{port}/ws/live"
+    server.should_exit = True
+    await task
+
+
+async def subscribe(ws: ClientConnection, **sub: Any) -> dict[str, Any]:
+    await ws.send(orjson.dumps({"type": "subscribe", **sub}).decode())
+    return await recv(ws, "subscribed")
+
+
+async def recv(ws: ClientConnection, kind: str, timeout_s: float = 5) -> dict[str, Any]:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            msg: dict[str, Any] = orjson.loads(await ws.recv())
+            if msg["type"] == kind:
+                return msg
+
+
+def batch(device: str, n: int = 3) -> SampleBatch:
+    return SampleBatch.from_samples(samples(device, n))
+
+
+async def test_live_telemetry_is_newest_sample_per_device_within_subscription(
+    live: tuple[LiveHub, str],
+) -> None:
+    """Only subscribed devices, only their newest sample, at the client's rate."""
+    hub, url = live
+    hub.set_device_facts("a1", site="A")
+    hub.set_device_facts("b1", site="B")
+    async with connect(url) as ws:
+        await subscribe(ws, sites=["A"], rate_hz=5)
+        hub.publish_batch(batch("a1", 5))
+        hub.publish_batch(batch("b1", 5))
+        frame = await recv(ws, "telemetry")
+    assert [s["device_id"] for s in frame["samples"]] == ["a1"]
+    assert (
+        frame["samples"][0]["ts_ms"] == samples("a1", 5)[-1].ts_ms
+        or frame["samples"][0]["hr"] is not None
+    )
+
+
+async def test_live_sites_outside_the_users_scope_are_never_sent(live: tuple[LiveHub, str]) -> None:
+    """Per-site scoping is applied on the server, whatever the client asks for."""
+    hub, url = live
+    hub.set_device_facts("b2", site="B")
+    async with connect(f"{url}?sites=A") as ws:
+        await subscribe(ws, sites=["B"], rate_hz=10)
+        hub.publish_batch(batch("b2"))
+        hub.publish_event({"kind": "sos", "device_id": "b2"})
+        with pytest.raises(TimeoutError):
+            await recv(ws, "telemetry", timeout_s=0.5)
+
+
+async def test_live_events_arrive_in_order_and_resume_from_cursor(
+    live: tuple[LiveHub, str],
+) -> None:
+    """Events carry cursors; a reconnect with a cursor gets what it missed, or a gap notice."""
+    hub, url = live
+    async with connect(url) as ws:
+        await subscribe(ws)
+        c1 = hub.publish_event({"kind": "alarm", "n": 1})
+        c2 = hub.publish_event({"kind": "alarm", "n": 2})
+        got = [await recv(ws, "event"), await recv(ws, "event")]
+    assert [g["cursor"] for g in got] == [c1, c2]
+    for n in (3, 4, 5, 6):
+        hub.publish_event({"kind": "alarm", "n": n})
+    async with connect(url) as ws:
+        await subscribe(ws, cursor=c2)
+        gap = await recv(ws, "gap")
+        replay = [await recv(ws, "event") for _ in range(3)]
+    assert gap == {"type": "gap", "from": 3, "to": 3}
+    assert [r["event"]["n"] for r in replay] == [4, 5, 6]
+
+
+async def test_hub_client_not_draining_its_queue_is_dropped_others_keep_everything() -> None:
+    """A full per-client queue drops that client only; publishing never waits."""
+    from api.live import Subscription
+
+    hub = LiveHub(queue_size=5)
+    async with hub.attach(Subscription(), None) as slow, hub.attach(Subscription(), None) as fast:
+        got = []
+        for n in range(20):
+            hub.publish_event({"kind": "alarm", "n": n})
+            while not fast.events.empty():
+                msg = fast.events.get_nowait()
+                assert msg is not None
+                got.append(msg["event"]["n"])
+        assert got == list(range(20))
+        assert slow.events.get_nowait() is None  # the drop signal: its sender closes the socket
+    assert hub.dropped_clients == 1
+
+
+async def test_live_slow_reader_is_closed_while_fast_reader_gets_everything(
+    live: tuple[LiveHub, str],
+) -> None:
+    """A client whose socket backs up is closed with 1013 (try again later, with a cursor)."""
+    hub, url = live
+    async with (
+        connect(url, max_size=None, max_queue=1) as slow,
+        connect(url, max_size=None) as fast,
+    ):
+        await subscribe(slow)
+        await subscribe(fast)
+        received = 0
+        for n in range(600):
+            blob = os.urandom(49_152).hex()  # incompressible: permessage-deflate cannot shrink it
+            hub.publish_event({"kind": "alarm", "n": n, "blob": blob})
+            await recv(fast, "event")
+            received += 1
+            if hub.dropped_clients:
+                break
+        assert hub.dropped_clients == 1
+        with pytest.raises(Exception, match="1013"):
+            async with asyncio.timeout(10):
+                while True:
+                    await slow.recv()
+    assert received < 600
+
+
+@pytest.mark.parametrize(
+    "first",
+    [{"type": "hello"}, {"type": "subscribe", "rate_hz": 100}, {"type": "subscribe", "sites": "A"}],
+)
+async def test_live_bad_subscription_is_refused_with_reason(
+    live: tuple[LiveHub, str], first: dict[str, Any]
+) -> None:
+    """The first message must be a valid subscribe."""
+    _, url = live
+    async with connect(url) as ws:
+        await ws.send(orjson.dumps(first).decode())
+        err = await recv(ws, "error")
+    assert err["code"] == "bad_subscription"
