@@ -1,4 +1,4 @@
-"""`/ws/live` over a real WebSocket: filtering, downsampling, ordered events, resume, slow clients."""
+"""`/ws/live` on a real WebSocket: filtering, downsampling, ordered events, resume, slow clients."""
 
 from __future__ import annotations
 
