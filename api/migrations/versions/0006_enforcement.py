@@ -121,6 +121,57 @@ def upgrade() -> None:
             UNIQUE (group_id, user_id)
         );
         CREATE INDEX pushes_user_open_idx ON pushes (user_id) WHERE state IN ('sent', 'seen');
+
+        -- Alarms as the control room works them: one open alarm per (subject, kind);
+        -- active/cleared × acknowledged; resolved by a person with a reason.
+        CREATE TABLE alarms (
+            alarm_id     bigserial PRIMARY KEY,
+            subject      text NOT NULL,
+            device_id    text NOT NULL,
+            worker_id    text,
+            kind         text NOT NULL,
+            severity     text NOT NULL CHECK (severity IN ('notice', 'warning', 'critical')),
+            peak         text NOT NULL CHECK (peak IN ('notice', 'warning', 'critical')),
+            state        text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'cleared')),
+            value        double precision,
+            raised_at    timestamptz NOT NULL,
+            updated_at   timestamptz NOT NULL,
+            cleared_at   timestamptz,
+            acked_at     timestamptz,
+            acked_by     text,
+            resolved_at  timestamptz,
+            resolved_by  text,
+            resolution   text,
+            CHECK ((state = 'cleared') = (cleared_at IS NOT NULL)),
+            CHECK ((acked_at IS NULL) = (acked_by IS NULL)),
+            CHECK ((resolved_at IS NULL) = (resolved_by IS NULL)
+                   AND (resolved_at IS NULL) = (resolution IS NULL))
+        );
+        CREATE UNIQUE INDEX alarms_one_open ON alarms (subject, kind) WHERE state = 'active';
+        CREATE INDEX alarms_recent_idx ON alarms (raised_at DESC);
+        CREATE TABLE alarm_events (
+            event_id bigserial PRIMARY KEY,
+            alarm_id bigint NOT NULL REFERENCES alarms,
+            at       timestamptz NOT NULL,
+            event    text NOT NULL CHECK (event IN ('raised', 'escalated', 'cleared',
+                                                'acknowledged', 'resolved')),
+            severity text,
+            value    double precision,
+            by_user  text,
+            note     text
+        );
+        CREATE INDEX alarm_events_idx ON alarm_events (alarm_id, event_id);
+
+        -- A worker sent to rest (downgrade) is unfit until the return-to-work condition holds.
+        CREATE TABLE worker_fitness (
+            worker_id    text PRIMARY KEY,
+            fit          boolean NOT NULL,
+            reason       text,
+            since        timestamptz NOT NULL DEFAULT now(),
+            decision_id  bigint REFERENCES decisions,
+            recover_min  double precision CHECK (recover_min > 0),
+            CHECK (fit OR reason IS NOT NULL)
+        );
         """
     )
 
@@ -128,6 +179,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(
         """
+        DROP TABLE IF EXISTS worker_fitness, alarm_events, alarms CASCADE;
         DROP TABLE IF EXISTS pushes, push_groups CASCADE;
         DROP TABLE IF EXISTS device_command_events, device_commands, decisions CASCADE;
         DROP FUNCTION IF EXISTS pp_command_event();
