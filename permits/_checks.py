@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 from permits.config import PermitSettings
 from permits.errors import finding
-from permits.levels import WorkCalendar, gas_interruption_limit
+from permits.levels import WorkCalendar, gas_interruption_limit, parse_daily_hours
 from permits.models import CheckIn, Finding, GasTest, Permit, PermitType, SuspendReason
 from permits.schemas import Conditions
 from permits.templates import EvidenceStep, Template
@@ -25,6 +25,18 @@ def validity_window(p: Permit, now: dt.datetime, settings: PermitSettings) -> li
     if now >= p.planned_end:
         return [finding("validity.elapsed", end=p.planned_end.isoformat())]
     return []
+
+
+def work_hours(p: Permit, now: dt.datetime, cal: WorkCalendar) -> list[Finding]:
+    """Hot work whose level was computed for declared daily hours runs only in them (5.1.1):
+    working outside them would be night or rest-day work the level did not account for."""
+    daily = parse_daily_hours(p.fields.get("daily_hours")) if p.type is PermitType.DH else None
+    if daily is None:
+        return []
+    local = now.astimezone(cal.tz).time()
+    if daily[0] <= local < daily[1]:
+        return []
+    return [finding("hot_work.outside_hours", hours=str(p.fields["daily_hours"]))]
 
 
 def measures(
@@ -74,7 +86,7 @@ def gas(
     due), it was also taken after ``since``."""
     if last is None:
         return [finding("gas.missing", clause=clause)]
-    if since is not None and last.taken_at < since:
+    if since is not None and last.taken_at <= since:
         paused = _minutes(now - since)
         return [finding("gas.retest", paused_min=paused, why=why, clause=clause)]
     if not last.passed:
@@ -117,7 +129,7 @@ def checkin(
     check-in), recently enough, and after ``since`` when given (4.10)."""
     if last is None:
         return [finding("checkin.missing")]
-    if since is not None and last.at < since:
+    if since is not None and last.at <= since:
         return [finding("resume.watcher_back")]
     if not last.within and last.override_by is None:
         return [

@@ -48,6 +48,10 @@ RULES: Mapping[str, RuleText] = {
         "运行状态与全部停车、置换、隔离的说明相互矛盾",
         "A running plant cannot also be fully shut down, purged and isolated",
     ),
+    "hot_work.outside_hours": RuleText(
+        "5.1.1", "动火作业只能在申报的每日作业时段 {hours} 内进行（其级别按此时段确定）",
+        "Hot work runs only within its declared daily hours {hours} (its level assumed them)",
+    ),
     "validity.cap": RuleText(
         "{clause}",
         "作业证有效期 {hours} h 超过 {type} {level} 的上限 {cap_h} h",

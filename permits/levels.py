@@ -130,7 +130,10 @@ def hot_work_level(
     else:
         level = "2"
         facts.append(LevelFact("location_class", where, "二级", "5.1.3"))
-    special = _special_times(start, end, cal)
+    daily = parse_daily_hours(fields.get("daily_hours"))
+    if daily is not None:
+        facts.append(LevelFact("daily_hours", fields["daily_hours"], "work only then", "5.1.1"))
+    special = _special_times(start, end, cal, daily)
     if special:
         facts.extend(special)
         raised = _raise(HOT_WORK_ORDER, level, 1)
@@ -146,17 +149,59 @@ def hot_work_level(
     return LevelResult(level=level, facts=tuple(facts))
 
 
-def _special_times(start: dt.datetime, end: dt.datetime, cal: WorkCalendar) -> list[LevelFact]:
-    facts: list[LevelFact] = []
+def parse_daily_hours(value: object) -> tuple[dt.time, dt.time] | None:
+    """'HH:MM-HH:MM' (start before end, same day) → the two times; None when not given."""
+    if value is None:
+        return None
+    try:
+        a, b = str(value).split("-")
+        t1, t2 = dt.time.fromisoformat(a.strip()), dt.time.fromisoformat(b.strip())
+    except ValueError:
+        t1 = t2 = dt.time(0)
+    if t1 >= t2:
+        raise RuleViolation(
+            finding(
+                "template.field_invalid",
+                field="daily_hours",
+                reason="expected HH:MM-HH:MM within one day",
+                clause="5.1.1",
+            )
+        )
+    return t1, t2
+
+
+def work_windows(
+    start: dt.datetime, end: dt.datetime, cal: WorkCalendar, daily: tuple[dt.time, dt.time] | None
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """When work may actually happen: the whole validity, or the declared daily hours in it."""
+    if daily is None:
+        return [(start, end)]
+    out = []
     for day in cal.local_days(start, end):
+        a = max(start, dt.datetime.combine(day, daily[0], cal.tz))
+        b = min(end, dt.datetime.combine(day, daily[1], cal.tz))
+        if a < b:
+            out.append((a, b))
+    return out
+
+
+def _special_times(
+    start: dt.datetime, end: dt.datetime, cal: WorkCalendar, daily: tuple[dt.time, dt.time] | None
+) -> list[LevelFact]:
+    facts: list[LevelFact] = []
+    windows = work_windows(start, end, cal, daily)
+    days = sorted({d for a, b in windows for d in cal.local_days(a, b)})
+    for day in days:
         kind = cal.day_kind(day)
         if kind is not None:
             facts.append(LevelFact(kind[0], f"{day.isoformat()} {kind[1]}", "raise", "5.1.1"))
             break
-    night = cal.night_overlap(start, end)
-    if night is not None:
-        window = f"{cal.night_start:%H:%M}-{cal.night_end:%H:%M} from {night.date().isoformat()}"
-        facts.append(LevelFact("night", window, "raise", "5.1.1"))
+    for a, b in windows:
+        night = cal.night_overlap(a, b)
+        if night is not None:
+            span = f"{cal.night_start:%H:%M}-{cal.night_end:%H:%M} from {night.date().isoformat()}"
+            facts.append(LevelFact("night", span, "raise", "5.1.1"))
+            break
     return facts
 
 

@@ -970,7 +970,9 @@ class PermitService:
                 raise InvalidTransition(p.permit_id, p.state, S.ACTIVE)
             self._starter_roles(p, actor)
             tpl = self.template(p.type)
+            cal = await self._calendar(conn, p.site_id)
             problems = _checks.validity_window(p, now, self.settings)
+            problems += _checks.work_hours(p, now, cal)
             problems += _checks.measures(tpl, p, confirmed_measures, resuming=False)
             problems += _checks.weather(p, conditions)
             if gas_required(tpl, p.fields):
@@ -1068,6 +1070,7 @@ class PermitService:
             tpl = self.template(p.type)
             cal = await self._calendar(conn, p.site_id)
             problems = _checks.validity_window(p, now, self.settings)
+            problems += _checks.work_hours(p, now, cal)
             problems += _checks.measures(tpl, p, confirmed_measures, resuming=True)
             problems += _checks.weather(p, conditions)
             why = _checks.retest_reason(p, now, cal)
