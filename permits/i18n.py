@@ -49,7 +49,8 @@ RULES: Mapping[str, RuleText] = {
         "A running plant cannot also be fully shut down, purged and isolated",
     ),
     "hot_work.outside_hours": RuleText(
-        "5.1.1", "动火作业只能在申报的每日作业时段 {hours} 内进行（其级别按此时段确定）",
+        "5.1.1",
+        "动火作业只能在申报的每日作业时段 {hours} 内进行（其级别按此时段确定）",
         "Hot work runs only within its declared daily hours {hours} (its level assumed them)",
     ),
     "validity.cap": RuleText(

@@ -15,7 +15,7 @@ from PIL import Image
 from permits import geo, routes
 from permits.certificates import AuthorityRecord, CertificateClaim, RegistryVerifier
 from permits.config import PermitSettings
-from permits.models import Actor, GeoPoint, Permit, PermitType
+from permits.models import Actor, EvidencePhase, GeoPoint, Permit, PermitType
 from permits.schemas import (
     Conditions,
     GasReadingIn,
@@ -25,7 +25,6 @@ from permits.schemas import (
     WorkerIn,
 )
 from permits.service import PermitService
-from permits.models import EvidencePhase
 
 SITE = "plant-1"
 #: The work point (Shanghai Chemical Industry Park, roughly).
@@ -66,8 +65,10 @@ SIGNER = {
     "specialist_dept": "spec",
     "plant_manager": "plant",
     "power_unit": "power",
-    **{f"cs_{k}": f"cs-{k}" for k in ("water", "power", "steam", "process", "equipment", "fire",
-                                       "safety")},
+    **{
+        f"cs_{k}": f"cs-{k}"
+        for k in ("water", "power", "steam", "process", "equipment", "fire", "safety")
+    },
 }
 #: worker id → (crew, trade certificate or None)
 WORKERS: dict[str, tuple[str, str | None]] = {
@@ -157,8 +158,12 @@ def actor(user: str) -> Actor:
 FIELDS: dict[PermitType, dict[str, Any]] = {
     PermitType.DH: {"method": "electric_welding", "location_class": "fire_explosion_area"},
     PermitType.SX: {"space_id": "V-101", "medium": "benzene"},
-    PermitType.MB: {"pipe_id": "P-201", "blind_number": "B-7", "action": "insert",
-                    "medium": "naphtha"},
+    PermitType.MB: {
+        "pipe_id": "P-201",
+        "blind_number": "B-7",
+        "action": "insert",
+        "medium": "naphtha",
+    },
     PermitType.GC: {"height_m": 6.0},
     PermitType.DZ: {"mass_t": 20.0},
     PermitType.YD: {"supply_point": "MCC-3", "voltage_v": 380},
@@ -212,6 +217,7 @@ def jpeg(seed: int, *, gps: GeoPoint | None = None, taken: str | None = None) ->
     img = Image.new("RGB", (16, 16), ((seed * 37) % 256, (seed * 91) % 256, (seed * 53) % 256))
     exif = Image.Exif()
     if gps is not None:
+
         def dms(x: float) -> tuple[float, float, float]:
             x = abs(x)
             d = int(x)
@@ -284,14 +290,17 @@ async def ready(svc: PermitService, req: PermitCreate, *, seed: int = 100) -> Pe
         await svc.record_gas_test(
             actor=actor("ana"), permit_id=p.permit_id, data=passing_gas(p.type, svc.clock())
         )
-    await svc.check_in(actor=actor(p.watcher), permit_id=p.permit_id, position=p.location,
-                       accuracy_m=5.0)
+    await svc.check_in(
+        actor=actor(p.watcher), permit_id=p.permit_id, position=p.location, accuracy_m=5.0
+    )
     return p
 
 
 async def activate(svc: PermitService, p: Permit, *, by: str = "post") -> Permit:
     return await svc.activate(
-        actor=actor(by), permit_id=p.permit_id, confirmed_measures=list(p.measures),
+        actor=actor(by),
+        permit_id=p.permit_id,
+        confirmed_measures=list(p.measures),
         conditions=CALM,
     )
 
@@ -308,8 +317,12 @@ def claim(worker: str, **changes: Any) -> CertificateClaim:
     trade = WORKERS[worker][1]
     assert trade
     base: dict[str, Any] = {
-        "worker_id": worker, "trade": trade, "number": cert_number(worker), "issuer": ISSUER,
-        "valid_until": dt.date(2029, 6, 30), "review_due": dt.date(2027, 6, 30),
+        "worker_id": worker,
+        "trade": trade,
+        "number": cert_number(worker),
+        "issuer": ISSUER,
+        "valid_until": dt.date(2029, 6, 30),
+        "review_due": dt.date(2027, 6, 30),
     }
     return CertificateClaim(**{**base, **changes})
 

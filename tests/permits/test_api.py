@@ -43,8 +43,7 @@ def now() -> dt.datetime:
 
 
 def body(ptype: PermitType, at: GeoPoint, host: str | None = None) -> dict[str, Any]:
-    req = f.permit_create(ptype, start=now(), hours=3, at=at,
-                          host=None, coordinator=None)
+    req = f.permit_create(ptype, start=now(), hours=3, at=at, host=None, coordinator=None)
     data = req.model_dump(mode="json")
     data["host_permit_id"] = host
     if ptype is PermitType.DH:
@@ -63,14 +62,23 @@ async def upload(c: httpx.AsyncClient, pid: str, step: dict[str, Any], seed: int
     files = [f.PDF] if step["kind"] == "document" else [f.jpeg(seed), f.jpeg(seed + 1)]
     for content in files:
         name = "doc.pdf" if content is f.PDF else "photo.jpg"
-        await ok(await c.post(f"/api/v1/permits/{pid}/evidence", headers=hdr("wat"),
-                              data={"step": step["id"]}, files={"file": (name, content)}), 201)
+        await ok(
+            await c.post(
+                f"/api/v1/permits/{pid}/evidence",
+                headers=hdr("wat"),
+                data={"step": step["id"]},
+                files={"file": (name, content)},
+            ),
+            201,
+        )
 
 
-async def drive_to_active(c: httpx.AsyncClient, ptype: PermitType, at: GeoPoint,
-                          host: str | None = None, seed: int = 0) -> dict[str, Any]:
-    p = await ok(await c.post("/api/v1/permits", json=body(ptype, at, host),
-                              headers=hdr("app")), 201)
+async def drive_to_active(
+    c: httpx.AsyncClient, ptype: PermitType, at: GeoPoint, host: str | None = None, seed: int = 0
+) -> dict[str, Any]:
+    p = await ok(
+        await c.post("/api/v1/permits", json=body(ptype, at, host), headers=hdr("app")), 201
+    )
     pid = p["permit_id"]
     assert p["state"] == "draft"
     for step in p["evidence_steps"]:
@@ -78,25 +86,36 @@ async def drive_to_active(c: httpx.AsyncClient, ptype: PermitType, at: GeoPoint,
             await upload(c, pid, step, seed)
     p = await ok(await c.post(f"/api/v1/permits/{pid}/submit", headers=hdr("app")))
     for step in p["route"]:
-        p = await ok(await c.post(f"/api/v1/permits/{pid}/approve",
-                                  headers=hdr(f.SIGNER[step["role"]]),
-                                  json={"position": {"lat": at.lat, "lon": at.lon}}))
+        p = await ok(
+            await c.post(
+                f"/api/v1/permits/{pid}/approve",
+                headers=hdr(f.SIGNER[step["role"]]),
+                json={"position": {"lat": at.lat, "lon": at.lon}},
+            )
+        )
     assert p["state"] == "approved"
     for i, step in enumerate(p["evidence_steps"]):
         if step["phase"] == "pre_start":
             await upload(c, pid, step, seed + 10 * (i + 1))
     if ptype in (PermitType.DH, PermitType.SX):
         gas = f.passing_gas(ptype, now()).model_dump(mode="json")
-        t = await ok(await c.post(f"/api/v1/permits/{pid}/gas-tests", json=gas,
-                                  headers=hdr("ana")), 201)
+        t = await ok(
+            await c.post(f"/api/v1/permits/{pid}/gas-tests", json=gas, headers=hdr("ana")), 201
+        )
         assert t["passed"] is True
-    await ok(await c.post(f"/api/v1/permits/{pid}/check-ins", headers=hdr("wat"),
-                          json={"position": {"lat": at.lat, "lon": at.lon}, "accuracy_m": 4}),
-             201)
-    start = {"confirmed_measures": [m["id"] for m in p["measures"]],
-             "conditions": {"wind_force": 2}}
-    p = await ok(await c.post(f"/api/v1/permits/{pid}/activate", headers=hdr("post"),
-                              json=start))
+    await ok(
+        await c.post(
+            f"/api/v1/permits/{pid}/check-ins",
+            headers=hdr("wat"),
+            json={"position": {"lat": at.lat, "lon": at.lon}, "accuracy_m": 4},
+        ),
+        201,
+    )
+    start = {
+        "confirmed_measures": [m["id"] for m in p["measures"]],
+        "conditions": {"wind_force": 2},
+    }
+    p = await ok(await c.post(f"/api/v1/permits/{pid}/activate", headers=hdr("post"), json=start))
     assert p["state"] == "active"
     return p
 
@@ -120,8 +139,9 @@ async def test_api_each_of_eight_types_draft_to_closed(client: httpx.AsyncClient
     c = client
     spots = {t: f.point_at(400.0 * (i + 1), bearing=45.0 * i) for i, t in enumerate(PermitType)}
     host = await drive_to_active(c, PermitType.DH, spots[PermitType.DH], seed=1000)
-    yd = await drive_to_active(c, PermitType.YD, spots[PermitType.DH], host=host["permit_id"],
-                               seed=2000)
+    yd = await drive_to_active(
+        c, PermitType.YD, spots[PermitType.DH], host=host["permit_id"], seed=2000
+    )
     closed = [await drive_to_closed(c, yd, 2500)]
     for i, t in enumerate(t for t in PermitType if t not in (PermitType.DH, PermitType.YD)):
         p = await drive_to_active(c, t, spots[t], seed=3000 + 500 * i)
@@ -131,9 +151,10 @@ async def test_api_each_of_eight_types_draft_to_closed(client: httpx.AsyncClient
     page = await ok(await c.get("/api/v1/permits", params={"site": f.SITE, "state": "closed"}))
     assert page["count"] == 8
     verify = await ok(await c.get("/api/v1/audit/verify"))
-    assert verify["ok"] is True and verify["entries"] > 80
+    assert verify["ok"] is True
+    assert verify["entries"] > 80
     trail = await ok(await c.get(f"/api/v1/permits/{host['permit_id']}/trail"))
-    assert [e["action"] for e in trail][0] == "create"
+    assert next(e["action"] for e in trail) == "create"
     assert [e["action"] for e in trail][-1] == "close"
     kpi = await ok(await c.get("/api/v1/kpis", params={"site": f.SITE}))
     assert kpi["permits"] == 8
@@ -146,8 +167,12 @@ async def test_api_illegal_transition_409_names_rule_in_both_languages(
     client: httpx.AsyncClient,
 ) -> None:
     """Activating a draft: 409 with code, rule and clause, Chinese by default, English on ask."""
-    p = await ok(await client.post("/api/v1/permits", json=body(PermitType.MB, f.ORIGIN),
-                                   headers={"X-User": "app"}), 201)
+    p = await ok(
+        await client.post(
+            "/api/v1/permits", json=body(PermitType.MB, f.ORIGIN), headers={"X-User": "app"}
+        ),
+        201,
+    )
     url = f"/api/v1/permits/{p['permit_id']}/activate"
     zh = await client.post(url, json={}, headers={"X-User": "post"})
     assert zh.status_code == 409
@@ -189,8 +214,15 @@ async def test_api_separation_of_duties_403(client: httpx.AsyncClient) -> None:
     data["fields"].update({"location_class": "fire_explosion_area", "running_plant": True})
     p = await ok(await client.post("/api/v1/permits", json=data, headers=hdr("app")), 201)
     pid = p["permit_id"]
-    await ok(await client.post(f"/api/v1/permits/{pid}/evidence", headers=hdr("app"),
-                               data={"step": "jsa"}, files={"file": ("j.pdf", f.PDF)}), 201)
+    await ok(
+        await client.post(
+            f"/api/v1/permits/{pid}/evidence",
+            headers=hdr("app"),
+            data={"step": "jsa"},
+            files={"file": ("j.pdf", f.PDF)},
+        ),
+        201,
+    )
     await ok(await client.post(f"/api/v1/permits/{pid}/submit", headers=hdr("app")))
     pos = {"position": {"lat": f.ORIGIN.lat, "lon": f.ORIGIN.lon}}
     await ok(await client.post(f"/api/v1/permits/{pid}/approve", headers=hdr("multi"), json=pos))
@@ -202,8 +234,12 @@ async def test_api_audit_verify_reports_tampering(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     """GET /api/v1/audit/verify finds an audit row edited behind the application's back."""
-    await ok(await client.post("/api/v1/permits", json=body(PermitType.MB, f.ORIGIN),
-                               headers=hdr("app")), 201)
+    await ok(
+        await client.post(
+            "/api/v1/permits", json=body(PermitType.MB, f.ORIGIN), headers=hdr("app")
+        ),
+        201,
+    )
     assert (await ok(await client.get("/api/v1/audit/verify")))["ok"] is True
     assert settings.database.url
     with psycopg.connect(settings.database.url) as conn:
@@ -220,10 +256,17 @@ async def test_api_templates_and_level_preview_bilingual(client: httpx.AsyncClie
     assert (zh["name"], en["name"]) == ("动火作业", "hot work")
     assert len(zh["measures"]) == 8
     start = f.T0
-    r = await ok(await client.post(
-        "/api/v1/permits/levels?lang=zh",
-        json={"site_id": f.SITE, "type": "GC", "planned_start": start.isoformat(),
-              "planned_end": (start + dt.timedelta(hours=2)).isoformat(),
-              "fields": {"height_m": 5.0, "factors": ["slippery"]}}))
+    r = await ok(
+        await client.post(
+            "/api/v1/permits/levels?lang=zh",
+            json={
+                "site_id": f.SITE,
+                "type": "GC",
+                "planned_start": start.isoformat(),
+                "planned_end": (start + dt.timedelta(hours=2)).isoformat(),
+                "fields": {"height_m": 5.0, "factors": ["slippery"]},
+            },
+        )
+    )
     assert (r["level"], r["level_label"], r["validity_cap_h"]) == ("II", "Ⅱ级高处作业", 168.0)
     assert [x["role"] for x in r["route"]] == ["local_unit", "specialist_dept"]

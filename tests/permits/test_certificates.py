@@ -58,7 +58,7 @@ def test_registry_from_csv_loads_and_refuses_malformed_rows(tmp_path: Path) -> N
     assert len(reg._records) == 4
     bad = tmp_path / "bad.csv"
     bad.write_text(f.registry_csv_text() + "X1,height,w9,W,issuer,not-a-date,,valid\n")
-    with pytest.raises(ValueError, match="bad.csv:6"):
+    with pytest.raises(ValueError, match=r"bad\.csv:6"):
         RegistryVerifier.from_csv(bad)
 
 
@@ -71,7 +71,7 @@ class FakeAuthority:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 number = self.path.rsplit("/", 1)[-1]
                 outer.hits[number] = outer.hits.get(number, 0) + 1
                 steps = outer.script.get(number) or [(404, b"{}", 0.0)]
@@ -113,17 +113,27 @@ def authority() -> Iterator[FakeAuthority]:
 def record_json(worker: str, **changes: object) -> bytes:
     rec = f.registry_records()[f.cert_number(worker)]
     body = {
-        "number": rec.number, "trade": rec.trade, "holder_id": rec.holder_id,
-        "holder_name": rec.holder_name, "issuer": rec.issuer,
-        "valid_until": rec.valid_until.isoformat(), "review_due": rec.review_due.isoformat()
-        if rec.review_due else None, "status": "valid", **changes,
+        "number": rec.number,
+        "trade": rec.trade,
+        "holder_id": rec.holder_id,
+        "holder_name": rec.holder_name,
+        "issuer": rec.issuer,
+        "valid_until": rec.valid_until.isoformat(),
+        "review_due": rec.review_due.isoformat() if rec.review_due else None,
+        "status": "valid",
+        **changes,
     }
     return json.dumps(body).encode()
 
 
 def http_settings(url: str, **kw: object) -> CertificateSettings:
-    base: dict[str, object] = {"verifier": "http", "http_url": url, "http_timeout_s": 0.3,
-                               "http_retries": 2, "http_backoff_s": 0.01}
+    base: dict[str, object] = {
+        "verifier": "http",
+        "http_url": url,
+        "http_timeout_s": 0.3,
+        "http_retries": 2,
+        "http_backoff_s": 0.01,
+    }
     return CertificateSettings(**{**base, **kw})
 
 
@@ -171,8 +181,13 @@ async def test_http_verifier_5xx_persistent_unverifiable(authority: FakeAuthorit
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[1, 2]", json.dumps({"number": "TW1-0001"}).encode(),
-     record_json("w1", valid_until="soon"), record_json("w1", number="TW9-9999")],
+    [
+        b"not json",
+        b"[1, 2]",
+        json.dumps({"number": "TW1-0001"}).encode(),
+        record_json("w1", valid_until="soon"),
+        record_json("w1", number="TW9-9999"),
+    ],
 )
 async def test_http_verifier_malformed_reply_unverifiable(
     authority: FakeAuthority, body: bytes
@@ -188,8 +203,7 @@ async def test_http_verifier_unreachable_unverifiable() -> None:
     """Nobody listening: unverifiable with the transport error named."""
     from api.embedded import free_port
 
-    async with HttpVerifier(http_settings(f"http://127.0.0.1:{free_port()}",
-                                          http_retries=1)) as v:
+    async with HttpVerifier(http_settings(f"http://127.0.0.1:{free_port()}", http_retries=1)) as v:
         report = await v.verify(f.claim("w1"), at=NOW)
     assert report.outcome is CertOutcome.UNVERIFIABLE
     assert report.reason.startswith("unreachable")
@@ -205,8 +219,13 @@ async def test_http_verifier_failure_blocks_activation_with_reason(
 
     authority.script[f.cert_number("w2")] = [(200, record_json("w2"), 1.0)]
     async with HttpVerifier(http_settings(authority.url, http_retries=0)) as v:
-        svc = PermitService(pool=pool, settings=f.settings(), data_dir=tmp_path,  # type: ignore[arg-type]
-                            verifier=v, clock=clock)
+        svc = PermitService(
+            pool=pool,
+            settings=f.settings(),
+            data_dir=tmp_path,  # type: ignore[arg-type]
+            verifier=v,
+            clock=clock,
+        )
         async with svc:
             with pytest.raises(RuleViolation) as exc:
                 await f.approved(svc, f.permit_create(PermitType.GC))

@@ -18,19 +18,28 @@ def test_i18n_every_rule_used_in_code_has_both_texts() -> None:
     used = set()
     for src in SOURCES:
         used |= set(re.findall(r'finding\(\s*"([a-z_.0-9]+)"', src.read_text("utf-8")))
-    used |= {r for r in re.findall(r'"((?:conflict|evidence)\.[a-z_]+)"',
-                                   "".join(s.read_text("utf-8") for s in SOURCES))}
+    used |= {
+        r
+        for r in re.findall(
+            r'"((?:conflict|evidence)\.[a-z_]+)"', "".join(s.read_text("utf-8") for s in SOURCES)
+        )
+    }
     missing = sorted(u for u in used if u not in i18n.RULES)
     assert missing == []
     for rule, text in i18n.RULES.items():
-        assert text.zh and text.en and text.clause, rule
+        assert all((text.zh, text.en, text.clause)), rule
 
 
 @pytest.mark.parametrize(
     ("header", "query", "lang"),
-    [(None, None, Lang.ZH), ("en-US,en;q=0.9", None, Lang.EN), ("zh-CN", "en", Lang.EN),
-     ("fr;q=1, en;q=0.5, zh;q=0.8", None, Lang.ZH), ("fr", None, Lang.ZH),
-     ("en;q=0", None, Lang.ZH)],
+    [
+        (None, None, Lang.ZH),
+        ("en-US,en;q=0.9", None, Lang.EN),
+        ("zh-CN", "en", Lang.EN),
+        ("fr;q=1, en;q=0.5, zh;q=0.8", None, Lang.ZH),
+        ("fr", None, Lang.ZH),
+        ("en;q=0", None, Lang.ZH),
+    ],
 )
 def test_i18n_negotiate_query_then_header_then_chinese(
     header: str | None, query: str | None, lang: Lang

@@ -30,8 +30,12 @@ def at(y: int, m: int, d: int, h: int, mi: int = 0) -> dt.datetime:
 TUE_10 = at(2026, 12, 1, 10)
 
 
-def dh(fields: dict[str, object], start: dt.datetime = TUE_10, hours: float = 4,
-       cal: WorkCalendar = CAL) -> str | None:
+def dh(
+    fields: dict[str, object],
+    start: dt.datetime = TUE_10,
+    hours: float = 4,
+    cal: WorkCalendar = CAL,
+) -> str | None:
     return hot_work_level(fields, start, start + dt.timedelta(hours=hours), cal).level
 
 
@@ -58,8 +62,13 @@ def test_hot_work_level_from_location_and_plant_state(
 def test_hot_work_running_and_shut_down_contradiction_refused() -> None:
     """A running plant cannot be declared shut down and purged (5.1.4)."""
     with pytest.raises(RuleViolation, match="running plant"):
-        dh({"location_class": "fire_explosion_area", "running_plant": True,
-            "unit_shut_down_purged": True})
+        dh(
+            {
+                "location_class": "fire_explosion_area",
+                "running_plant": True,
+                "unit_shut_down_purged": True,
+            }
+        )
 
 
 @pytest.mark.parametrize(
@@ -80,8 +89,9 @@ def test_hot_work_night_boundary_raises_one_level(
 
 def test_hot_work_public_holiday_raises_and_names_it() -> None:
     """National Day (holidays: CN) raises 一级 to 特级 and says why (5.1.1)."""
-    r = hot_work_level({"location_class": "pipe_rack"}, at(2026, 10, 1, 9),
-                       at(2026, 10, 1, 12), CAL)
+    r = hot_work_level(
+        {"location_class": "pipe_rack"}, at(2026, 10, 1, 9), at(2026, 10, 1, 12), CAL
+    )
     assert r.level == "special"
     assert [f.fact for f in r.facts][:2] == ["location_class", "holiday"]
 
@@ -94,9 +104,13 @@ def test_hot_work_weekend_raises_but_adjusted_working_saturday_does_not() -> Non
 
 def test_hot_work_company_overrides_calendar() -> None:
     """Company rest and work days override the public calendar."""
-    cal = WorkCalendar(tz=SH, night_start=dt.time(22), night_end=dt.time(6),
-                       extra_rest_days=frozenset({dt.date(2026, 12, 1)}),
-                       extra_work_days=frozenset({dt.date(2026, 12, 6)}))
+    cal = WorkCalendar(
+        tz=SH,
+        night_start=dt.time(22),
+        night_end=dt.time(6),
+        extra_rest_days=frozenset({dt.date(2026, 12, 1)}),
+        extra_work_days=frozenset({dt.date(2026, 12, 6)}),
+    )
     assert dh({"location_class": "other"}, TUE_10, 3, cal) == "1"
     assert dh({"location_class": "other"}, at(2026, 12, 6, 9), 3, cal) == "2"
 
@@ -110,8 +124,10 @@ def test_hot_work_daily_hours_exclude_nights_of_a_72h_permit() -> None:
 
 def test_hot_work_special_stays_special_when_raised() -> None:
     """特级 cannot go higher: night leaves it 特级."""
-    assert dh({"location_class": "other", "major_hazard_tank_dike": True},
-              at(2026, 12, 1, 23), 2) == "special"
+    assert (
+        dh({"location_class": "other", "major_hazard_tank_dike": True}, at(2026, 12, 1, 23), 2)
+        == "special"
+    )
 
 
 @pytest.mark.parametrize(("wind", "outdoor", "level"), [(4, True, "2"), (5, False, "2")])
@@ -153,8 +169,14 @@ def test_height_below_2m_refused() -> None:
 
 @pytest.mark.parametrize(
     ("mass", "level", "required"),
-    [(9.9, "3", False), (10.0, "3", True), (39.9, "3", True), (40.0, "2", True),
-     (100.0, "2", True), (100.1, "1", True)],
+    [
+        (9.9, "3", False),
+        (10.0, "3", True),
+        (39.9, "3", True),
+        (40.0, "2", True),
+        (100.0, "2", True),
+        (100.1, "1", True),
+    ],
 )
 def test_lifting_level_by_mass(mass: float, level: str, required: bool) -> None:
     """一级 > 100 t, 二级 40-100 t, 三级 < 40 t (9.1); < 10 t permit optional (B.1 note 3)."""
@@ -168,7 +190,7 @@ def test_excavation_depth_boundary(depth: float, ok: bool) -> None:
     if ok:
         assert compute_level(PermitType.DT, {"depth_m": depth}, TUE_10, TUE_10, CAL).level is None
     else:
-        with pytest.raises(RuleViolation, match="0.5"):
+        with pytest.raises(RuleViolation, match=r"0\.5"):
             compute_level(PermitType.DT, {"depth_m": depth}, TUE_10, TUE_10, CAL)
 
 

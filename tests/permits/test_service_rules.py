@@ -93,7 +93,9 @@ async def test_create_temporary_electricity_15_days_then_30_with_reason(
         )
 
 
-async def test_database_refuses_cap_breach_written_directly(svc: PermitService, seeded_url: str) -> None:
+async def test_database_refuses_cap_breach_written_directly(
+    svc: PermitService, seeded_url: str
+) -> None:
     """The standard's caps are also constraints: raw SQL cannot lengthen a 一级 hot work."""
     p = await svc.create(actor=f.actor("app"), data=f.permit_create(DH, hours=8))
     with psycopg.connect(seeded_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
@@ -187,11 +189,15 @@ async def test_submit_lift_40t_needs_lift_plan(svc: PermitService) -> None:
     assert (exc.value.rule, exc.value.clause) == ("evidence.lift_plan_required", "9.2.1")
 
 
-async def test_submitted_permit_content_locked_in_database(svc: PermitService, seeded_url: str) -> None:
+async def test_submitted_permit_content_locked_in_database(
+    svc: PermitService, seeded_url: str
+) -> None:
     """After submission no content column can change, even by raw SQL (4.18)."""
     p = await f.approved(svc, f.permit_create(DH))
-    with psycopg.connect(seeded_url) as conn, pytest.raises(psycopg.errors.CheckViolation,
-                                                            match="4.18"):
+    with (
+        psycopg.connect(seeded_url) as conn,
+        pytest.raises(psycopg.errors.CheckViolation, match=r"4\.18"),
+    ):
         conn.execute("UPDATE permits SET title = 'other' WHERE permit_id = %s", (p.permit_id,))
     with psycopg.connect(seeded_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
         conn.execute("DELETE FROM permit_workers WHERE permit_id = %s", (p.permit_id,))
@@ -201,8 +207,9 @@ async def test_submit_document_after_submission_refused(svc: PermitService) -> N
     """A JSA cannot be swapped once the permit is submitted (4.18)."""
     p = await f.approved(svc, f.permit_create(DH))
     with pytest.raises(RuleViolation) as exc:
-        await svc.add_evidence(actor=f.actor("app"), permit_id=p.permit_id, step="jsa",
-                               content=f.PDF + b"v2")
+        await svc.add_evidence(
+            actor=f.actor("app"), permit_id=p.permit_id, step="jsa", content=f.PDF + b"v2"
+        )
     assert exc.value.rule == "content.locked"
 
 
@@ -273,7 +280,9 @@ async def test_approve_wrong_role_refused(svc: PermitService) -> None:
         await svc.approve(actor=f.actor("safety"), permit_id=p.permit_id, position=f.ORIGIN)
 
 
-async def test_database_refuses_second_signature_of_a_user(svc: PermitService, seeded_url: str) -> None:
+async def test_database_refuses_second_signature_of_a_user(
+    svc: PermitService, seeded_url: str
+) -> None:
     """One signature per user per route round is a constraint, not only a check."""
     p = await _submitted(svc)
     await svc.approve(actor=f.actor("unit"), permit_id=p.permit_id, position=f.ORIGIN)
@@ -291,8 +300,15 @@ async def test_excavation_countersigns_any_order_then_final(svc: PermitService) 
     p = await _submitted(svc, PermitType.DT)
     with pytest.raises(NotAuthorized):
         await svc.approve(actor=f.actor("spec"), permit_id=p.permit_id, position=f.ORIGIN)
-    for user in ["cs-safety", "cs-water", "cs-fire", "cs-steam", "cs-power", "cs-process",
-                 "cs-equipment"]:
+    for user in [
+        "cs-safety",
+        "cs-water",
+        "cs-fire",
+        "cs-steam",
+        "cs-power",
+        "cs-process",
+        "cs-equipment",
+    ]:
         p = await svc.approve(actor=f.actor(user), permit_id=p.permit_id, position=f.ORIGIN)
         assert p.state is PermitState.IN_REVIEW
     p = await svc.approve(actor=f.actor("spec"), permit_id=p.permit_id, position=f.ORIGIN)
@@ -303,8 +319,12 @@ async def test_reject_returns_draft_and_restarts_route(svc: PermitService) -> No
     """A rejection sends the permit back as a draft; the next round starts from step 1."""
     p = await _submitted(svc)
     await svc.approve(actor=f.actor("unit"), permit_id=p.permit_id, position=f.ORIGIN)
-    p = await svc.reject(actor=f.actor("safety"), permit_id=p.permit_id, position=f.ORIGIN,
-                         reason="isolation plan missing")
+    p = await svc.reject(
+        actor=f.actor("safety"),
+        permit_id=p.permit_id,
+        position=f.ORIGIN,
+        reason="isolation plan missing",
+    )
     assert (p.state, p.round) == (PermitState.DRAFT, 2)
     p = await svc.submit(actor=f.actor("app"), permit_id=p.permit_id)
     p = await svc.approve(actor=f.actor("unit"), permit_id=p.permit_id, position=f.ORIGIN)
@@ -340,7 +360,9 @@ async def test_activate_last_gas_test_failed_refused(svc: PermitService, clock: 
     p = await _ready(svc)
     clock.advance(minutes=1)
     bad = GasTestCreate(
-        taken_at=clock.now, point="P1", o2_pct=20.9,
+        taken_at=clock.now,
+        point="P1",
+        o2_pct=20.9,
         readings=[GasReadingIn(substance="propane", value=0.3, unit="%vol")],
     )
     test = await svc.record_gas_test(actor=f.actor("ana"), permit_id=p.permit_id, data=bad)
@@ -363,7 +385,9 @@ async def test_gas_failure_on_active_permit_suspends_it(svc: PermitService, cloc
     """Any gas alarm on running work stops it (5.2.6, 6.5)."""
     p = await f.activate(svc, await _ready(svc, PermitType.SX))
     low_o2 = GasTestCreate(
-        taken_at=clock.now, point="manway", o2_pct=19.4,
+        taken_at=clock.now,
+        point="manway",
+        o2_pct=19.4,
         readings=[GasReadingIn(substance="methane", value=0.0, unit="%vol")],
     )
     await svc.record_gas_test(actor=f.actor("ana"), permit_id=p.permit_id, data=low_o2)
@@ -386,8 +410,9 @@ async def _approved_with_photos_and_gas(svc: PermitService):  # type: ignore[no-
 async def test_checkin_49m_allows_activation(svc: PermitService) -> None:
     """A watcher 49 m from the work point is at the work point."""
     p = await _approved_with_photos_and_gas(svc)
-    c = await svc.check_in(actor=f.actor("wat"), permit_id=p.permit_id,
-                           position=f.point_at(49), accuracy_m=5)
+    c = await svc.check_in(
+        actor=f.actor("wat"), permit_id=p.permit_id, position=f.point_at(49), accuracy_m=5
+    )
     assert (c.within, round(c.distance_m)) == (True, 49)
     assert (await f.activate(svc, p)).state is PermitState.ACTIVE
 
@@ -395,17 +420,26 @@ async def test_checkin_49m_allows_activation(svc: PermitService) -> None:
 async def test_checkin_51m_blocks_until_override(svc: PermitService, seeded_url: str) -> None:
     """51 m: recorded with a violation; activation blocked until an approver overrides."""
     p = await _approved_with_photos_and_gas(svc)
-    c = await svc.check_in(actor=f.actor("wat"), permit_id=p.permit_id,
-                           position=f.point_at(51), accuracy_m=5)
+    c = await svc.check_in(
+        actor=f.actor("wat"), permit_id=p.permit_id, position=f.point_at(51), accuracy_m=5
+    )
     assert (c.within, round(c.distance_m)) == (False, 51)
     with pytest.raises(RuleViolation) as exc:
         await f.activate(svc, p)
     assert rules(exc) == {"checkin.too_far"}
     with pytest.raises(SeparationOfDuties):
-        await svc.override_check_in(actor=f.Actor("wat", frozenset({"watcher", "local_unit"})),
-                                    permit_id=p.permit_id, checkin_id=c.checkin_id, reason="x")
-    await svc.override_check_in(actor=f.actor("safety"), permit_id=p.permit_id,
-                                checkin_id=c.checkin_id, reason="GPS shadow under the rack")
+        await svc.override_check_in(
+            actor=f.Actor("wat", frozenset({"watcher", "local_unit"})),
+            permit_id=p.permit_id,
+            checkin_id=c.checkin_id,
+            reason="x",
+        )
+    await svc.override_check_in(
+        actor=f.actor("safety"),
+        permit_id=p.permit_id,
+        checkin_id=c.checkin_id,
+        reason="GPS shadow under the rack",
+    )
     assert (await f.activate(svc, p)).state is PermitState.ACTIVE
     with psycopg.connect(seeded_url) as conn:
         assert conn.execute("SELECT rule FROM permit_violations").fetchall() == [
@@ -417,8 +451,9 @@ async def test_checkin_by_someone_else_refused(svc: PermitService) -> None:
     """Only the permit's watcher checks in."""
     p = await f.approved(svc, f.permit_create(DH))
     with pytest.raises(RuleViolation, match="watcher"):
-        await svc.check_in(actor=f.actor("wat2"), permit_id=p.permit_id, position=f.ORIGIN,
-                           accuracy_m=5)
+        await svc.check_in(
+            actor=f.actor("wat2"), permit_id=p.permit_id, position=f.ORIGIN, accuracy_m=5
+        )
 
 
 # -- evidence, measures, weather, certificates ----------------------------------------------
@@ -428,10 +463,10 @@ async def test_activate_with_one_photo_per_step_refused(svc: PermitService) -> N
     """Each required step needs two distinct photos; a duplicate does not count."""
     p = await f.approved(svc, f.permit_create(PermitType.MB))
     for content in (f.jpeg(1), f.jpeg(1)):
-        await svc.add_evidence(actor=f.actor("wat"), permit_id=p.permit_id, step="blind_before",
-                               content=content)
-    await svc.check_in(actor=f.actor("wat"), permit_id=p.permit_id, position=f.ORIGIN,
-                       accuracy_m=3)
+        await svc.add_evidence(
+            actor=f.actor("wat"), permit_id=p.permit_id, step="blind_before", content=content
+        )
+    await svc.check_in(actor=f.actor("wat"), permit_id=p.permit_id, position=f.ORIGIN, accuracy_m=3)
     with pytest.raises(RuleViolation) as exc:
         await f.activate(svc, p, by="wat")
     assert exc.value.findings[0].params == {"step": "blind_before", "need": 2, "have": 1}
@@ -441,8 +476,12 @@ async def test_activate_unconfirmed_measure_refused(svc: PermitService) -> None:
     """Every safety measure must be confirmed on site."""
     p = await _ready(svc)
     with pytest.raises(RuleViolation) as exc:
-        await svc.activate(actor=f.actor("post"), permit_id=p.permit_id,
-                           confirmed_measures=list(p.measures)[1:], conditions=f.CALM)
+        await svc.activate(
+            actor=f.actor("post"),
+            permit_id=p.permit_id,
+            confirmed_measures=list(p.measures)[1:],
+            conditions=f.CALM,
+        )
     assert rules(exc) == {"measures.unconfirmed"}
 
 
@@ -450,9 +489,12 @@ async def test_activate_unconfirmed_measure_refused(svc: PermitService) -> None:
 async def test_activate_height_wind_boundary(svc: PermitService, wind: int, ok: bool) -> None:
     """Height work stops at wind force 5 (8.2.6)."""
     p = await _ready(svc, PermitType.GC)
-    call = svc.activate(actor=f.actor("post"), permit_id=p.permit_id,
-                        confirmed_measures=list(p.measures),
-                        conditions=Conditions(wind_force=wind))
+    call = svc.activate(
+        actor=f.actor("post"),
+        permit_id=p.permit_id,
+        confirmed_measures=list(p.measures),
+        conditions=Conditions(wind_force=wind),
+    )
     if ok:
         assert (await call).state is PermitState.ACTIVE
     else:
@@ -465,9 +507,12 @@ async def test_activate_height_wind_boundary(svc: PermitService, wind: int, ok: 
 async def test_activate_outdoor_lift_wind_boundary(svc: PermitService, wind: int, ok: bool) -> None:
     """Outdoor lifting stops at wind force 6 (9.2.4)."""
     p = await _ready(svc, PermitType.DZ)
-    call = svc.activate(actor=f.actor("post"), permit_id=p.permit_id,
-                        confirmed_measures=list(p.measures),
-                        conditions=Conditions(wind_force=wind))
+    call = svc.activate(
+        actor=f.actor("post"),
+        permit_id=p.permit_id,
+        confirmed_measures=list(p.measures),
+        conditions=Conditions(wind_force=wind),
+    )
     if ok:
         assert (await call).state is PermitState.ACTIVE
     else:
@@ -489,8 +534,10 @@ async def test_activate_expired_certificate_blocks_worker(
     """A certificate that lapsed between approval and start blocks activation (4.9)."""
     p = await _ready(svc)
     with psycopg.connect(seeded_url) as conn:
-        conn.execute("UPDATE certificates SET valid_until = %s WHERE worker_id = 'w1'",
-                     (clock.now.date() - dt.timedelta(days=1),))
+        conn.execute(
+            "UPDATE certificates SET valid_until = %s WHERE worker_id = 'w1'",
+            (clock.now.date() - dt.timedelta(days=1),),
+        )
     with pytest.raises(RuleViolation) as exc:
         await f.activate(svc, p)
     assert exc.value.rule == "certificate.invalid"
@@ -538,21 +585,31 @@ async def test_resume_grade1_hot_work_retest_after_30min(
     """一级 hot work paused > 30 min needs a new gas test before restarting (5.3)."""
     p = await f.activate(svc, await _ready(svc))
     clock.advance(minutes=10)
-    await svc.suspend(actor=f.actor("wat"), permit_id=p.permit_id,
-                      reason_kind=SuspendReason.PAUSE, reason="lunch")
+    await svc.suspend(
+        actor=f.actor("wat"), permit_id=p.permit_id, reason_kind=SuspendReason.PAUSE, reason="lunch"
+    )
     clock.advance(minutes=paused)
-    call = svc.resume(actor=f.actor("post"), permit_id=p.permit_id,
-                      confirmed_measures=list(p.measures), conditions=f.CALM)
+    call = svc.resume(
+        actor=f.actor("post"),
+        permit_id=p.permit_id,
+        confirmed_measures=list(p.measures),
+        conditions=f.CALM,
+    )
     if not needs_retest:
         assert (await call).state is PermitState.ACTIVE
         return
     with pytest.raises(RuleViolation) as exc:
         await call
     assert rules(exc) == {"gas.retest"}
-    await svc.record_gas_test(actor=f.actor("ana"), permit_id=p.permit_id,
-                              data=f.passing_gas(DH, clock.now))
-    p2 = await svc.resume(actor=f.actor("post"), permit_id=p.permit_id,
-                          confirmed_measures=list(p.measures), conditions=f.CALM)
+    await svc.record_gas_test(
+        actor=f.actor("ana"), permit_id=p.permit_id, data=f.passing_gas(DH, clock.now)
+    )
+    p2 = await svc.resume(
+        actor=f.actor("post"),
+        permit_id=p.permit_id,
+        confirmed_measures=list(p.measures),
+        conditions=f.CALM,
+    )
     assert (p2.state, p2.suspended_at) == (PermitState.ACTIVE, None)
 
 
@@ -562,11 +619,16 @@ async def test_resume_confined_space_retest_after_60min(
 ) -> None:
     """A confined space paused > 60 min needs a re-test (6.5)."""
     p = await f.activate(svc, await _ready(svc, PermitType.SX))
-    await svc.suspend(actor=f.actor("wat"), permit_id=p.permit_id,
-                      reason_kind=SuspendReason.PAUSE, reason="break")
+    await svc.suspend(
+        actor=f.actor("wat"), permit_id=p.permit_id, reason_kind=SuspendReason.PAUSE, reason="break"
+    )
     clock.advance(minutes=paused)
-    call = svc.resume(actor=f.actor("wat"), permit_id=p.permit_id,
-                      confirmed_measures=list(p.measures), conditions=None)
+    call = svc.resume(
+        actor=f.actor("wat"),
+        permit_id=p.permit_id,
+        confirmed_measures=list(p.measures),
+        conditions=None,
+    )
     if needs_retest:
         with pytest.raises(RuleViolation, match="gas"):
             await call
@@ -578,12 +640,20 @@ async def test_resume_after_gas_alarm_always_retests(svc: PermitService, clock: 
     """After a gas alarm work restarts only after a new passing test (5.2.6, 6.5)."""
     p = await f.activate(svc, await _ready(svc, PermitType.SX))
     clock.advance(minutes=3)
-    await svc.suspend(actor=f.actor("post"), permit_id=p.permit_id,
-                      reason_kind=SuspendReason.GAS_ALARM, reason="detector alarm")
+    await svc.suspend(
+        actor=f.actor("post"),
+        permit_id=p.permit_id,
+        reason_kind=SuspendReason.GAS_ALARM,
+        reason="detector alarm",
+    )
     clock.advance(minutes=2)
     with pytest.raises(RuleViolation) as exc:
-        await svc.resume(actor=f.actor("wat"), permit_id=p.permit_id,
-                         confirmed_measures=list(p.measures), conditions=None)
+        await svc.resume(
+            actor=f.actor("wat"),
+            permit_id=p.permit_id,
+            confirmed_measures=list(p.measures),
+            conditions=None,
+        )
     assert exc.value.findings[0].params["why"] == "gas_alarm"
 
 
@@ -593,17 +663,28 @@ async def test_resume_after_watcher_left_needs_new_checkin(
     """A watcher who left takes the permit back; work resumes after they check in (4.10 f)."""
     p = await f.activate(svc, await _ready(svc, PermitType.GC))
     clock.advance(minutes=3)
-    await svc.suspend(actor=f.actor("wat"), permit_id=p.permit_id,
-                      reason_kind=SuspendReason.WATCHER_AWAY, reason="called away")
+    await svc.suspend(
+        actor=f.actor("wat"),
+        permit_id=p.permit_id,
+        reason_kind=SuspendReason.WATCHER_AWAY,
+        reason="called away",
+    )
     clock.advance(minutes=5)
     with pytest.raises(RuleViolation) as exc:
-        await svc.resume(actor=f.actor("post"), permit_id=p.permit_id,
-                         confirmed_measures=list(p.measures), conditions=f.CALM)
+        await svc.resume(
+            actor=f.actor("post"),
+            permit_id=p.permit_id,
+            confirmed_measures=list(p.measures),
+            conditions=f.CALM,
+        )
     assert rules(exc) == {"resume.watcher_back"}
-    await svc.check_in(actor=f.actor("wat"), permit_id=p.permit_id, position=f.ORIGIN,
-                       accuracy_m=4)
-    p = await svc.resume(actor=f.actor("post"), permit_id=p.permit_id,
-                         confirmed_measures=list(p.measures), conditions=f.CALM)
+    await svc.check_in(actor=f.actor("wat"), permit_id=p.permit_id, position=f.ORIGIN, accuracy_m=4)
+    p = await svc.resume(
+        actor=f.actor("post"),
+        permit_id=p.permit_id,
+        confirmed_measures=list(p.measures),
+        conditions=f.CALM,
+    )
     assert p.state is PermitState.ACTIVE
 
 
@@ -612,11 +693,13 @@ async def test_resume_height_without_reconfirmation_refused(
 ) -> None:
     """Height work re-confirms environment and measures after any interruption (8.2.11)."""
     p = await f.activate(svc, await _ready(svc, PermitType.GC))
-    await svc.suspend(actor=f.actor("wat"), permit_id=p.permit_id,
-                      reason_kind=SuspendReason.PAUSE, reason="tea")
+    await svc.suspend(
+        actor=f.actor("wat"), permit_id=p.permit_id, reason_kind=SuspendReason.PAUSE, reason="tea"
+    )
     with pytest.raises(RuleViolation) as exc:
-        await svc.resume(actor=f.actor("post"), permit_id=p.permit_id, confirmed_measures=[],
-                         conditions=f.CALM)
+        await svc.resume(
+            actor=f.actor("post"), permit_id=p.permit_id, confirmed_measures=[], conditions=f.CALM
+        )
     assert (exc.value.rule, exc.value.clause) == ("resume.reconfirm", "8.2.11")
 
 
@@ -633,8 +716,15 @@ async def test_activate_hot_work_near_venting_boundary(
     svc: PermitService, metres: float, blocked: bool
 ) -> None:
     """No flammable-gas venting within 30 m of hot work (5.2.9), checked from approval on."""
-    await _live(svc, f.permit_create(PermitType.SX, at=f.point_at(metres),
-                                     activities=["venting_flammable_gas"], watcher="wat2"))
+    await _live(
+        svc,
+        f.permit_create(
+            PermitType.SX,
+            at=f.point_at(metres),
+            activities=["venting_flammable_gas"],
+            watcher="wat2",
+        ),
+    )
     if blocked:
         with pytest.raises(ConflictDetected) as exc:
             await f.activate(svc, await _ready(svc, coordinator="post"))
@@ -663,8 +753,10 @@ async def test_activate_near_live_permit_without_coordinator_refused(svc: Permit
 
 async def test_approve_final_step_blocked_by_live_conflict(svc: PermitService) -> None:
     """Conflicts are checked at approval too: hot work 20 m from live painting."""
-    await _live(svc, f.permit_create(PermitType.GC, at=f.point_at(8), activities=["painting"],
-                                     watcher="wat2"))
+    await _live(
+        svc,
+        f.permit_create(PermitType.GC, at=f.point_at(8), activities=["painting"], watcher="wat2"),
+    )
     with pytest.raises(ConflictDetected) as exc:
         await f.approved(svc, f.permit_create(DH))
     assert exc.value.rule == "conflict.hot_work_painting"
@@ -678,18 +770,28 @@ async def test_host_completion_terminates_temporary_electricity(
 ) -> None:
     """Temporary electricity ends with the hot work it feeds (10.8)."""
     host = await f.activate(svc, await _ready(svc, coordinator="post"))
-    yd = await f.ready(svc, f.permit_create(PermitType.YD, host=host.permit_id, watcher="wat2",
-                                            coordinator="post"), seed=500)
+    yd = await f.ready(
+        svc,
+        f.permit_create(PermitType.YD, host=host.permit_id, watcher="wat2", coordinator="post"),
+        seed=500,
+    )
     yd = await f.activate(svc, yd, by="post")
     await f.upload(svc, host, EvidencePhase.CLOSURE, 700)
     tpl = svc.template(DH)
-    await svc.complete(actor=f.actor("unit"), permit_id=host.permit_id,
-                       closure_checks=[c.id for c in tpl.closure_checks], position=f.ORIGIN)
+    await svc.complete(
+        actor=f.actor("unit"),
+        permit_id=host.permit_id,
+        closure_checks=[c.id for c in tpl.closure_checks],
+        position=f.ORIGIN,
+    )
     yd = await svc.get(yd.permit_id)
     assert yd.state is PermitState.TERMINATED
     with psycopg.connect(seeded_url) as conn:
-        ev = conn.execute("SELECT kind, data->>'clause' FROM permit_events WHERE permit_id = %s"
-                          " ORDER BY event_id DESC LIMIT 1", (yd.permit_id,)).fetchone()
+        ev = conn.execute(
+            "SELECT kind, data->>'clause' FROM permit_events WHERE permit_id = %s"
+            " ORDER BY event_id DESC LIMIT 1",
+            (yd.permit_id,),
+        ).fetchone()
     assert ev == ("terminate", "10.8")
 
 
@@ -724,7 +826,9 @@ async def test_tick_terminates_at_expiry_with_event(
     assert ev == ("expire", "active", "expired", True)
 
 
-async def test_tick_flags_continuous_monitoring_after_2h(svc: PermitService, clock: f.Clock) -> None:
+async def test_tick_flags_continuous_monitoring_after_2h(
+    svc: PermitService, clock: f.Clock
+) -> None:
     """Confined-space readings are expected at least every 2 h (6.4)."""
     p = await f.activate(svc, await _ready(svc, PermitType.SX, hours=6))
     last = (await svc.bundle(p.permit_id)).gas_tests[-1].taken_at
@@ -743,14 +847,20 @@ async def test_scheduler_service_expires_permit(
 
     settings = f.settings(scheduler_interval_s=0.05)
     settings = settings.model_copy(update={"scheduler_enabled": True})
-    async with PermitService(pool=pool, settings=settings, data_dir=tmp_path,  # type: ignore[arg-type]
-                             verifier=f.verifier(), clock=clock) as svc:
+    async with PermitService(
+        pool=pool,
+        settings=settings,
+        data_dir=tmp_path,  # type: ignore[arg-type]
+        verifier=f.verifier(),
+        clock=clock,
+    ) as svc:
         p = await f.activate(svc, await _ready(svc))
         clock.now = p.planned_end
         async with asyncio.timeout(10):
-            while (await svc.get(p.permit_id)).state is not PermitState.EXPIRED:
+            while (await svc.get(p.permit_id)).state is not PermitState.EXPIRED:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
-        assert svc.scheduler is not None and svc.scheduler.passes >= 1
+        assert svc.scheduler is not None
+        assert svc.scheduler.passes >= 1
 
 
 # -- transitions ------------------------------------------------------------------------------
@@ -769,5 +879,6 @@ async def test_complete_by_applicant_refused(svc: PermitService) -> None:
     p = await f.activate(svc, await _ready(svc))
     applicant_unit = f.Actor("app", frozenset({"applicant", "local_unit"}))
     with pytest.raises(SeparationOfDuties):
-        await svc.complete(actor=applicant_unit, permit_id=p.permit_id, closure_checks=[],
-                           position=f.ORIGIN)
+        await svc.complete(
+            actor=applicant_unit, permit_id=p.permit_id, closure_checks=[], position=f.ORIGIN
+        )

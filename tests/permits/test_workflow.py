@@ -19,8 +19,17 @@ ILLEGAL = [(a, b) for a, b in ALL if b not in workflow.TRANSITIONS[a]]
 
 def test_workflow_issue_path_is_in_table() -> None:
     """draft → submitted → in review → approved → active ⇄ suspended → completed → closed."""
-    path = [S.DRAFT, S.SUBMITTED, S.IN_REVIEW, S.APPROVED, S.ACTIVE, S.SUSPENDED, S.ACTIVE,
-            S.COMPLETED, S.CLOSED]
+    path = [
+        S.DRAFT,
+        S.SUBMITTED,
+        S.IN_REVIEW,
+        S.APPROVED,
+        S.ACTIVE,
+        S.SUSPENDED,
+        S.ACTIVE,
+        S.COMPLETED,
+        S.CLOSED,
+    ]
     assert all(workflow.allowed(a, b) for a, b in itertools.pairwise(path))
 
 
@@ -74,11 +83,11 @@ def test_database_refuses_every_illegal_state_change(seeded_url: str) -> None:
                     (a, a, a, a, pid),
                 )
                 conn.execute("SET LOCAL session_replication_role = origin")
-                with pytest.raises(psycopg.errors.CheckViolation, match="invalid permit"):
-                    with conn.transaction():
-                        conn.execute(
-                            "UPDATE permits SET state = %s WHERE permit_id = %s", (b, pid)
-                        )
+                with (
+                    pytest.raises(psycopg.errors.CheckViolation, match="invalid permit"),
+                    conn.transaction(),
+                ):
+                    conn.execute("UPDATE permits SET state = %s WHERE permit_id = %s", (b, pid))
                 refused += 1
     assert refused == len([1 for a, b in ILLEGAL if a != b])
 
