@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from api import errors, routes
 from api.runtime import Runtime
 from api.settings import Settings
+from permits.router import router as permits_router
 
 
 def create_app(settings: Settings, *, embedded: bool = False, simulate: bool = False) -> FastAPI:
@@ -29,4 +30,5 @@ def create_app(settings: Settings, *, embedded: bool = False, simulate: bool = F
     )
     errors.install(app)
     app.include_router(routes.router)
+    app.include_router(permits_router)
     return app

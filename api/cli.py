@@ -55,8 +55,9 @@ def _parser() -> argparse.ArgumentParser:
 def _package_commands() -> list[Callable[[Any], None]]:
     """Each package registers its own sub-commands; the handler gets (settings, args)."""
     from firmware_sim.cli import register as simulator
+    from permits.cli import register as permits
 
-    return [simulator]
+    return [simulator, permits]
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:

@@ -10,6 +10,20 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest.errors import DecodeError, PermitPulseError
+from permits.errors import (
+    ConflictDetected,
+    ContentLocked,
+    EvidenceRejected,
+    EvidenceTooLarge,
+    InvalidTransition,
+    NotAuthorized,
+    PermitError,
+    PermitNotFound,
+    RuleViolation,
+    SeparationOfDuties,
+    UnknownActor,
+)
+from permits.i18n import negotiate
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +52,17 @@ ERROR_TABLE: dict[type[PermitPulseError], tuple[int, str]] = {
     NotFoundError: (404, "not_found"),
     InvalidQueryError: (422, "invalid_query"),
     DecodeError: (422, "decode_error"),
+    PermitNotFound: (404, "permit_not_found"),
+    UnknownActor: (401, "unknown_actor"),
+    NotAuthorized: (403, "not_authorized"),
+    SeparationOfDuties: (403, "separation_of_duties"),
+    InvalidTransition: (409, "invalid_transition"),
+    ConflictDetected: (409, "permit_conflict"),
+    ContentLocked: (409, "content_locked"),
+    EvidenceTooLarge: (413, "evidence_too_large"),
+    EvidenceRejected: (415, "evidence_rejected"),
+    RuleViolation: (422, "rule_violation"),
+    PermitError: (400, "permit_error"),
     PermitPulseError: (400, "error"),
 }
 
@@ -64,10 +89,15 @@ def error_body(detail: str, code: str) -> dict[str, str]:
     return {"detail": detail, "code": code}
 
 
-async def _domain(_: Request, exc: Exception) -> JSONResponse:
+async def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PermitPulseError)
     status, code = status_for(exc)
     code = getattr(exc, "code", None) or code
+    if isinstance(exc, PermitError):
+        # Rule errors speak the request's language and name the rule and clause.
+        lang = negotiate(request.headers.get("accept-language"), request.query_params.get("lang"))
+        body: dict[str, object] = {**error_body(exc.localized(lang), code), **exc.reply_extra(lang)}
+        return JSONResponse(body, status_code=status)
     return JSONResponse(error_body(str(exc), code), status_code=status)
 
 

@@ -20,6 +20,7 @@ from firmware_sim.fleet import Fleet, FleetSpec
 from firmware_sim.publisher import PublishStats, publish_fleet
 from ingest.consumer import Ingest
 from ingest.writer import TelemetryWriter
+from permits.service import PermitService
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,17 @@ class Runtime:
         self._stack = AsyncExitStack()
         self._pool: AsyncConnectionPool | None = None
         self._ingest: Ingest | None = None
+        self._permits: PermitService | None = None
 
     @property
     def pool(self) -> AsyncConnectionPool:
         assert self._pool is not None, "runtime not started"
         return self._pool
+
+    @property
+    def permits(self) -> PermitService:
+        assert self._permits is not None, "runtime not started"
+        return self._permits
 
     @property
     def ingest(self) -> Ingest:
@@ -86,6 +93,9 @@ class Runtime:
             self.database_url = await enter(embedded_postgres(s.data_dir))
         self.storage_form = await migrate_async(self.database_url)
         self._pool = await enter(open_pool(s.database, self.database_url))
+        self._permits = await enter(
+            PermitService(pool=self._pool, settings=s.permits, data_dir=s.data_dir)
+        )
         self._ingest = await enter(
             Ingest(
                 mqtt_url=self.mqtt_url,

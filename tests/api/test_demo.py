@@ -18,13 +18,16 @@ import pytest
 def _wait_banner(proc: subprocess.Popen[str], timeout_s: float) -> str:
     deadline = time.monotonic() + timeout_s
     assert proc.stdout is not None
+    seen: list[str] = []
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line and proc.poll() is not None:
             break
+        seen.append(line)
         if m := re.search(r"running at (http://\S+?)/ ", line):
             return m.group(1)
-    pytest.fail(f"demo printed no URL (exit code {proc.poll()})")
+    tail = "".join(seen[-30:])
+    pytest.fail(f"demo printed no URL (exit code {proc.poll()}); its output ended:\n{tail}")
 
 
 def _processes_using(path: Path) -> list[psutil.Process]:

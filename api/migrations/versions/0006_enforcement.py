@@ -1,7 +1,7 @@
 """Enforcement: rule decisions, device commands and their lifecycle.
 
 Revision ID: 0006
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-29
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0001"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -23,7 +23,7 @@ def upgrade() -> None:
             ts          timestamptz NOT NULL,
             rule_id     text NOT NULL,
             reason      text NOT NULL,
-            permit_id   uuid,
+            permit_id   uuid REFERENCES permits,
             worker_id   text,
             device_ids  text[] NOT NULL DEFAULT '{}',
             actions     jsonb NOT NULL,
@@ -88,7 +88,7 @@ def upgrade() -> None:
             group_id     uuid PRIMARY KEY,
             decision_id  bigint REFERENCES decisions,
             site_id      text NOT NULL,
-            permit_id    uuid,
+            permit_id    uuid REFERENCES permits,
             kind         text NOT NULL,
             message      text NOT NULL,
             payload      jsonb NOT NULL DEFAULT '{}',
