@@ -31,13 +31,28 @@ async def embedded_broker(host: str = "127.0.0.1", port: int | None = None) -> A
     """
     from amqtt.broker import Broker
 
-    port = port or free_port(host)
-    config: dict[str, Any] = {
-        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 0}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-    }
-    broker = Broker(config)
-    await broker.start()
+    # A port picked free can be taken before the broker binds it: try a few.
+    for attempt in range(5):
+        chosen = port or free_port(host)
+        config: dict[str, Any] = {
+            "listeners": {
+                "default": {"type": "tcp", "bind": f"{host}:{chosen}", "max_connections": 0}
+            },
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+        broker = Broker(config)
+        try:
+            await broker.start()
+            break
+        except Exception as exc:  # amqtt wraps bind errors in its own BrokerError
+            if port is not None or attempt == 4:
+                raise RuntimeError(
+                    f"embedded MQTT broker cannot listen on {host}:{chosen}"
+                ) from exc
+            log.warning("port %s taken (%s); trying another", chosen, exc)
+    port = chosen
     log.info("embedded MQTT broker listening", extra={"port": port})
     try:
         yield f"mqtt://{host}:{port}"
