@@ -54,9 +54,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _package_commands() -> list[Callable[[Any], None]]:
     """Each package registers its own sub-commands; the handler gets (settings, args)."""
+    from detectors.cli import register as replay
     from firmware_sim.cli import register as simulator
 
-    return [simulator]
+    return [simulator, replay]
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
