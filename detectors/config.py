@@ -143,7 +143,10 @@ class DetectorSettings(BaseModel):
     drift_k_sigma: float = _f(0.5, "SPEC.md §4: CUSUM reference value k = 0.5σ.", ge=0)
     drift_h_sigma: float = _f(5.0, "SPEC.md §4: CUSUM decision interval h = 5σ (ARL0≈465).", gt=0)
     drift_sigma_floor_bpm: float = _f(
-        5.0, "hr_drift: lower bound of the baseline σ of 1-min means (policy).", gt=0
+        10.0,
+        "hr_drift: lower bound of the baseline σ of 1-min means (policy: a working person's "
+        "1-min means vary by ≥ 10 bpm; with 5 bpm the real Empatica session false-alarmed).",
+        gt=0,
     )
     drift_hold_minutes: float = _f(
         5.0,

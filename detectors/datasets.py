@@ -24,9 +24,11 @@ DEAD_OXIMETER: Final = 3
 
 
 def find_datasets() -> Path | None:
-    """``<repo>/../shared/datasets`` if present, else ``$PP_DATASETS``, else None."""
+    """``<repo>/../shared/datasets`` (or ``<repo>/../../shared/datasets``), else ``$PP_DATASETS``."""
     repo = Path(__file__).resolve().parents[1]
-    for candidate in (repo.parent / "shared" / "datasets", os.environ.get("PP_DATASETS")):
+    # CI: a copy of shared/ beside the clone; a developer's worktree may sit one level deeper.
+    candidates = [repo.parent / "shared" / "datasets", repo.parent.parent / "shared" / "datasets"]
+    for candidate in (*candidates, os.environ.get("PP_DATASETS")):
         if candidate and (Path(candidate) / "oximetry").is_dir():
             return Path(candidate)
     return None
