@@ -73,6 +73,9 @@ class DetectorPipeline:
         self._events = EventBuffer()
         self._minutes = MinuteBuffer()
         self.samples_seen = 0
+        #: When a list, every level change (device, kind, level, ts, value) is appended to it
+        #: before the lifecycle sees it (tests and debugging).
+        self.level_log: list[tuple[str, AlarmKind, int, int, float]] | None = None
 
     # ------------------------------------------------------------------ devices and context
 
@@ -176,6 +179,8 @@ class DetectorPipeline:
         for i in order.tolist():
             device = self.devices[int(slot[i])]
             v = float(value[i])
+            if self.level_log is not None:
+                self.level_log.append((device, KINDS[int(kind[i])], int(level[i]), int(ts[i]), v))
             event = self.book.apply(
                 ts_ms=int(ts[i]),
                 device_id=device,
