@@ -185,6 +185,12 @@ class Detector(ABC):
         return (e.slot, e.kind, e.level, e.ts, e.value, e.n)
 
 
+def f32(limit: float) -> float:
+    """A limit compared with float32 wire values, rounded to float32 first: a value sent
+    exactly at the limit is then at it (0.01 as float32 is below 0.01 as float64)."""
+    return float(np.float32(limit))
+
+
 def ms(seconds: float) -> int:
     """Seconds → integer milliseconds (rounded)."""
     return round(seconds * 1000)

@@ -15,6 +15,7 @@ from detectors.base import (
     Detector,
     StateField,
     drive,
+    f32,
     ms,
 )
 from detectors.config import DetectorSettings
@@ -120,7 +121,7 @@ class ManDownDetector(Detector):
         def call(start: int) -> int:
             return man_down_kernel(  # type: ignore[no-any-return]
                 start, ctx.slot, ctx.ts, ctx.motion, ctx.flags, ctx.quality,
-                s.still_motion_g, ms(s.motion_gap_s), ms(s.fall_still_s), ms(s.sos_latch_s),
+                f32(s.still_motion_g), ms(s.motion_gap_s), ms(s.fall_still_s), ms(s.sos_latch_s),
                 ms(s.fall_latch_s), *st, sc, *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip
 

@@ -23,6 +23,7 @@ from detectors.base import (
     Detector,
     StateField,
     drive,
+    f32,
     ms,
 )
 from detectors.config import DetectorSettings
@@ -130,8 +131,8 @@ class QualityDetector(Detector):
     def __init__(self, settings: DetectorSettings) -> None:
         super().__init__(settings)
         s = settings
-        self._lo = np.array([s.hr_min_bpm, s.spo2_min_pct, s.skin_min_c])
-        self._hi = np.array([s.hr_max_bpm, s.spo2_max_pct, s.skin_max_c])
+        self._lo = np.array([f32(v) for v in (s.hr_min_bpm, s.spo2_min_pct, s.skin_min_c)])
+        self._hi = np.array([f32(v) for v in (s.hr_max_bpm, s.spo2_max_pct, s.skin_max_c)])
         self._roc = np.array([s.hr_roc_bpm_s, s.spo2_roc_pct_s, s.skin_roc_c_s])
         self._flat = np.array([ms(s.hr_flat_s), ms(s.spo2_flat_s), ms(s.skin_flat_s)])
         self._sc = np.zeros(1)
@@ -152,7 +153,7 @@ class QualityDetector(Detector):
                 start, ctx.slot, ctx.ts, ctx.hr, ctx.spo2, ctx.skin, ctx.lat, ctx.lon,
                 ctx.gps_acc, ctx.motion, ctx.quality,
                 self._lo, self._hi, self._roc, self._flat, ms(s.gap_s), ms(s.fault_tau_s),
-                s.gps_acc_max_m, *st, self._sc, *self.rules.args(), *self.ev(ctx),
+                f32(s.gps_acc_max_m), *st, self._sc, *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip
 
         drive(ctx.n, ctx.events, call)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from detectors._jit import kernel
-from detectors.base import Q_FRESH, Q_HR, Q_MOTION, BatchContext, Detector, StateField, drive, ms
+from detectors.base import Q_FRESH, Q_HR, Q_MOTION, BatchContext, Detector, StateField, drive, f32, ms
 from detectors.config import DetectorSettings
 from detectors.models import AlarmKind, Severity, WorkerProfile
 from detectors.policy import Rule, step_rules
@@ -103,7 +103,7 @@ class RecoveryDetector(Detector):
 
         def call(start: int) -> int:
             return recovery_kernel(  # type: ignore[no-any-return]
-                start, ctx.slot, ctx.ts, ctx.hr, ctx.motion, ctx.quality, s.rest_motion_g,
+                start, ctx.slot, ctx.ts, ctx.hr, ctx.motion, ctx.quality, f32(s.rest_motion_g),
                 ms(s.active_min_s), ms(s.recovery_after_s), ms(s.hr_smooth_s), ms(s.gap_s),
                 *st, sc, *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip

@@ -18,6 +18,11 @@ from detectors.config import DetectorSettings
 Q_HR, Q_SPO2, Q_SKIN, Q_GPS, Q_MOTION, Q_FRESH = 1, 2, 4, 8, 16, 32
 
 
+def f32(limit: float) -> float:
+    """Limits on float32 wire values are compared at float32 precision."""
+    return float(np.float32(limit))
+
+
 @dataclass
 class Series:
     """One device's samples (float64 columns, NaN = missing)."""
@@ -109,8 +114,8 @@ def quality(x: Series, s: DetectorSettings) -> tuple[np.ndarray, np.ndarray]:
     """Quality bits per sample and the sensor-fault score (max bad fraction; NaN when no
     physiological channel is present in the sample)."""
     n = len(x.ts)
-    lo = [s.hr_min_bpm, s.spo2_min_pct, s.skin_min_c]
-    hi = [s.hr_max_bpm, s.spo2_max_pct, s.skin_max_c]
+    lo = [f32(s.hr_min_bpm), f32(s.spo2_min_pct), f32(s.skin_min_c)]
+    hi = [f32(s.hr_max_bpm), f32(s.spo2_max_pct), f32(s.skin_max_c)]
     roc = [s.hr_roc_bpm_s, s.spo2_roc_pct_s, s.skin_roc_c_s]
     flat = [round(s.hr_flat_s * 1000), round(s.spo2_flat_s * 1000), round(s.skin_flat_s * 1000)]
     gap, tau = round(s.gap_s * 1000), round(s.fault_tau_s * 1000)
@@ -151,7 +156,7 @@ def quality(x: Series, s: DetectorSettings) -> tuple[np.ndarray, np.ndarray]:
             last_v[c], last_t[c] = v, t
             if not bad:
                 bits |= 1 << c
-        if not (math.isnan(x.lat[i]) or math.isnan(x.lon[i]) or x.gps_acc[i] > s.gps_acc_max_m):
+        if not (math.isnan(x.lat[i]) or math.isnan(x.lon[i]) or x.gps_acc[i] > f32(s.gps_acc_max_m)):
             bits |= Q_GPS
         if not math.isnan(x.motion[i]):
             bits |= Q_MOTION
@@ -279,7 +284,7 @@ def man_down(x: Series, good: np.ndarray, s: DetectorSettings) -> tuple[np.ndarr
     for i in np.flatnonzero(good & Q_FRESH):
         t = int(x.ts[i])
         if good[i] & Q_MOTION:
-            if x.motion[i] < s.still_motion_g:
+            if x.motion[i] < f32(s.still_motion_g):
                 if still_since is None or t - motion_t > gap:
                     still_since = t
             else:
@@ -325,7 +330,7 @@ def recovery(x: Series, good: np.ndarray, s: DetectorSettings) -> np.ndarray:
             else:
                 ms_ += (1 - math.exp(-(t - ms_t) / 5000)) * (x.motion[i] - ms_)
             ms_t = t
-            if ms_ >= s.rest_motion_g:
+            if ms_ >= f32(s.rest_motion_g):
                 active_since = t if active_since is None else active_since
                 rest_start = None
             else:
