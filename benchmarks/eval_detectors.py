@@ -12,7 +12,8 @@ A scenario whose truth is empty is incident-free. The real recordings in
 ``<repo>/../shared/datasets`` are added when present.
 
 Scoring: an incident is detected when an alarm of its kind is raised or escalated for its
-device between onset and end + 120 s; the delay is from onset to the first such alarm
+device between onset − 60 s and end + 120 s; the delay is from onset to the first such alarm
+(negative when the alarm came first)
 (critical-only columns for SpO2 and fall, the evacuate-class alarms). A raised alarm that
 falls in no incident window of its device (any kind, plus 120 s) is a false alarm.
 """
@@ -37,6 +38,9 @@ from detectors.pipeline import DetectorPipeline  # noqa: E402
 from detectors.replay import Telemetry, batches, read_permits, read_telemetry, read_workers  # noqa: E402
 
 GRACE_MS = 120_000
+#: An alarm up to this long before the truth onset still detects the incident (its delay is
+#: then negative): e.g. a 10 s SpO2 average crosses 90 % before raw values stay below it.
+EARLY_MS = 60_000
 HEAT_KINDS = ("core_temp_high", "strain_high", "hr_sustained_high")
 CRITICAL_KINDS = ("spo2_low", "fall")
 
@@ -75,7 +79,8 @@ def score(
         kinds = HEAT_KINDS if kind == "heat_strain" else (kind,)
         hits = [
             e for e in by_dev[inc["device_id"]]
-            if e["kind"] in kinds and inc["onset_ms"] <= e["ts_ms"] <= inc["end_ms"] + GRACE_MS
+            if e["kind"] in kinds
+            and inc["onset_ms"] - EARLY_MS <= e["ts_ms"] <= inc["end_ms"] + GRACE_MS
         ]  # fmt: skip
         k = per_kind[kind]
         k["n"].append(1)
@@ -93,7 +98,7 @@ def score(
                 k["lead_s"].append((inc["ct39_ms"] - hits[0]["ts_ms"]) / 1000)
     windows: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for inc in truth:
-        windows[inc["device_id"]].append((inc["onset_ms"], inc["end_ms"] + GRACE_MS))
+        windows[inc["device_id"]].append((inc["onset_ms"] - EARLY_MS, inc["end_ms"] + GRACE_MS))
     false = [
         e for e in events
         if e["state"] == "raised"

@@ -54,9 +54,9 @@ def _num(cell: str) -> float:
 def oximetry(path: Path) -> Recording:
     """One oximetry file: each of the five oximeters is a device ``ox<file>-<j>``.
 
-    Truth: ``spo2_low`` episodes of each working oximeter (runs of raw SpO2 < 90 %, runs
-    closer than 60 s merged, at least 15 s long), and ``sensor_fault`` for oximeter 3
-    from its first sample (it reads 0 throughout).
+    Truth: ``spo2_low`` episodes of each working oximeter (`episodes`: raw SpO2 < 90 %
+    sustained for 15 s, the clinical event the alarm is for), and ``sensor_fault`` for
+    oximeter 3 from its first sample (it reads 0 throughout).
     """
     with path.open(newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.reader(fh))
@@ -93,17 +93,33 @@ def oximetry(path: Path) -> Recording:
 
 
 def episodes(
-    ts: np.ndarray, below: np.ndarray, *, merge_ms: int = 60_000, min_ms: int = 15_000
+    ts: np.ndarray,
+    below: np.ndarray,
+    *,
+    min_ms: int = 15_000,
+    bridge_ms: int = 2_000,
+    merge_ms: int = 60_000,
 ) -> list[tuple[int, int]]:
-    """Runs where ``below`` holds, merged across short breaks, kept when long enough."""
-    out: list[list[int]] = []
+    """Sustained episodes: (onset, end) where ``below`` held for ``min_ms`` or more.
+
+    A run tolerates breaks up to ``bridge_ms`` (a one-sample blip); an episode starts with
+    the first run that lasts ``min_ms`` and absorbs every run that follows within
+    ``merge_ms``; it ends at its last ``below`` sample.
+    """
+    runs: list[list[int]] = []
     for i in np.flatnonzero(below).tolist():
         t = int(ts[i])
-        if out and t - out[-1][1] <= merge_ms:
-            out[-1][1] = t
+        if runs and t - runs[-1][1] <= bridge_ms:
+            runs[-1][1] = t
         else:
-            out.append([t, t])
-    return [(a, b) for a, b in out if b - a >= min_ms]
+            runs.append([t, t])
+    out: list[list[int]] = []
+    for a, b in runs:
+        if out and a - out[-1][1] <= merge_ms:
+            out[-1][1] = b
+        elif b - a >= min_ms:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
 
 
 def _clock(cell: str) -> int:
