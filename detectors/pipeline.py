@@ -4,6 +4,7 @@ by the live ingest and by the offline replay alike (only the clock and I/O diffe
 from __future__ import annotations
 
 import io
+import zipfile
 import logging
 import time
 from collections.abc import Iterable
@@ -246,10 +247,17 @@ class DetectorPipeline:
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
             meta = orjson.loads(arrays.pop("meta").tobytes())
-        except (OSError, ValueError, KeyError, orjson.JSONDecodeError) as exc:
-            raise SnapshotError(f"not a snapshot ({exc})") from exc
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise SnapshotError(f"not a snapshot ({exc!r})") from exc
         if meta.get("version") != SNAPSHOT_VERSION:
             raise SnapshotError(f"version {meta.get('version')!r}, expected {SNAPSHOT_VERSION}")
+        try:
+            fresh = self._rebuilt(meta, arrays)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SnapshotError(f"malformed snapshot ({exc!r})") from exc
+        self.__dict__.update(fresh.__dict__)
+
+    def _rebuilt(self, meta: dict[str, Any], arrays: dict[str, Any]) -> DetectorPipeline:
         devices = [str(d) for d in meta["devices"]]
         fresh = DetectorPipeline.__new__(DetectorPipeline)
         fresh.__init__(self.settings)  # type: ignore[misc]
@@ -272,7 +280,7 @@ class DetectorPipeline:
                 arr[:n] = saved
         fresh.book = AlarmBook.from_json(meta["alarms"])
         fresh.samples_seen = int(meta.get("samples_seen", 0))
-        self.__dict__.update(fresh.__dict__)
+        return fresh
 
     # ------------------------------------------------------------------ start-up
 
