@@ -25,6 +25,12 @@ def kernel(fn: F) -> F:
     return numba.njit(**JIT_OPTIONS)(fn)  # type: ignore[no-any-return]
 
 
+def helper(fn: F) -> F:
+    """Compile a function that kernels call per sample, inlined into its callers (Numba IR
+    inlining: a call with ~20 array arguments otherwise costs more than the work)."""
+    return numba.njit(inline="always", **JIT_OPTIONS)(fn)  # type: ignore[no-any-return]
+
+
 def jit_disabled() -> bool:
     """True under ``NUMBA_DISABLE_JIT=1`` (kernels then run as plain Python)."""
     return bool(numba.config.DISABLE_JIT)

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from detectors._jit import kernel
+from detectors._jit import helper, kernel
 from detectors.base import BatchContext, Detector, StateField, drive, ms
 from detectors.config import DetectorSettings
 from detectors.models import AlarmKind, Severity, WorkerProfile
@@ -27,7 +27,7 @@ C1: Final = 384.4286
 C0: Final = -7887.1
 
 
-@kernel
+@helper
 def ectemp_step(x, v, hr, minutes, hr_min, hr_max):  # type: ignore[no-untyped-def]
     """One ECTemp step over ``minutes`` elapsed minutes; returns the new (CT, variance)."""
     v = v + GAMMA * minutes

@@ -16,7 +16,7 @@ import orjson
 from detectors._buffers import EventBuffer, MinuteBuffer
 from detectors.aggregate import MinuteAggregator
 from detectors.alarms import AlarmBook
-from detectors.base import BatchContext, Detector
+from detectors.base import Detector, batch_context
 from detectors.config import DetectorSettings
 from detectors.core_temp import CoreTempDetector
 from detectors.drift import DriftDetector
@@ -143,18 +143,10 @@ class DetectorPipeline:
         ones are skipped. Returns the alarm events, in time order.
         """
         remap = np.fromiter((self.slot(d) for d in batch.devices), np.int32, len(batch.devices))
-        ctx = BatchContext(
+        ctx = batch_context(
             slot=remap[batch.dev] if len(batch) else np.empty(0, np.int32),
-            ts=batch.ts_ms,
-            hr=batch.hr,
-            skin=batch.skin_temp,
-            spo2=batch.spo2,
-            lat=batch.lat,
-            lon=batch.lon,
-            gps_acc=batch.gps_acc,
-            motion=batch.motion,
-            flags=batch.flags,
-            quality=np.zeros(len(batch), dtype=np.uint8),
+            n_slots=self.capacity,
+            batch=batch,
             events=self._events,
             minutes=self._minutes,
             now_ms=int(now_ms),

@@ -12,13 +12,14 @@ are the only place where limits turn into decisions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from detectors._jit import kernel
+from detectors._jit import helper, kernel
 from detectors.models import KIND_CODE, AlarmKind, Severity
 
 #: Comparison operators of a rule (score OP limit).
@@ -29,7 +30,7 @@ OP_LE: Final = 3
 OPS: Final = {">": OP_GT, ">=": OP_GE, "<": OP_LT, "<=": OP_LE}
 
 
-@kernel
+@helper
 def compare(score: float, limit: float, op: int) -> bool:
     """``score OP limit`` (False for NaN)."""
     if op == 0:
@@ -41,7 +42,17 @@ def compare(score: float, limit: float, op: int) -> bool:
     return score <= limit
 
 
-@kernel
+@helper
+def ewma_weight(step, tau, cache):  # type: ignore[no-untyped-def]
+    """``1 − exp(−step/tau)``, remembered for the last ``step`` in ``cache`` ([step, w]):
+    regular sampling then costs one ``exp`` per kernel call, not one per sample."""
+    if step != cache[0]:
+        cache[0] = step
+        cache[1] = 1.0 - math.exp(-step / tau)
+    return cache[1]
+
+
+@helper
 def emit(ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n, slot, kind, level, ts, value):  # type: ignore[no-untyped-def]
     """Append one level change to the event buffer (capacity is the caller's check)."""
     j = ev_n[0]
@@ -53,7 +64,7 @@ def emit(ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n, slot, kind, level, t
     ev_n[0] = j + 1
 
 
-@kernel
+@helper
 def step_rules(  # type: ignore[no-untyped-def]
     slot, ts, sc, vals,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince,

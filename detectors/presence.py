@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from detectors._jit import kernel
+from detectors._jit import helper, kernel
 from detectors.base import Q_FRESH, Q_GPS, BatchContext, Detector, StateField, drive, ms
 from detectors.config import DetectorSettings
 from detectors.models import KIND_CODE, AlarmKind, Severity, WorkerProfile
@@ -24,7 +24,7 @@ ROLE_NONE, ROLE_WORKER, ROLE_WATCHER = 0, 1, 2
 OFFLINE = KIND_CODE[AlarmKind.DEVICE_OFFLINE]
 
 
-@kernel
+@helper
 def distance_m(lat1, lon1, lat2, lon2):  # type: ignore[no-untyped-def]
     """Equirectangular distance in metres (exact enough within a few km)."""
     rad = math.pi / 180.0
@@ -33,7 +33,7 @@ def distance_m(lat1, lon1, lat2, lon2):  # type: ignore[no-untyped-def]
     return EARTH_RADIUS_M * math.sqrt(x * x + y * y)
 
 
-@kernel
+@helper
 def offline_crossings(s, t, last, off_lvl, warn_ms, crit_ms, ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n):  # type: ignore[no-untyped-def]  # noqa: E501
     """Raise/escalate device_offline for silence crossed by time ``t`` (at crossing time)."""
     if last < 0:
@@ -48,19 +48,20 @@ def offline_crossings(s, t, last, off_lvl, warn_ms, crit_ms, ev_slot, ev_kind, e
 
 @kernel
 def presence_kernel(  # type: ignore[no-untyped-def]
-    start, slot, ts, lat, lon, gps_acc, quality, warn_ms, crit_ms,
+    start, order, slot, ts, lat, lon, gps_acc, quality, warn_ms, crit_ms,
     monitored, role, f_lat, f_lon, f_r, last_seen, off_lvl, outside, sc,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
     ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
 ):  # fmt: skip
     n = ts.shape[0]
     cap = ev_slot.shape[0]
-    for i in range(start, n):
+    for k in range(start, n):
+        i = order[k]
         q = quality[i]
         if not q & Q_FRESH:
             continue
         if ev_n[0] + 5 > cap:
-            return i
+            return k
         s = slot[i]
         t = ts[i]
         if monitored[s]:
@@ -144,7 +145,7 @@ class PresenceDetector(Detector):
 
         def call(start: int) -> int:
             return presence_kernel(  # type: ignore[no-any-return]
-                start, ctx.slot, ctx.ts, ctx.lat, ctx.lon, ctx.gps_acc, ctx.quality,
+                start, ctx.order, ctx.slot, ctx.ts, ctx.lat, ctx.lon, ctx.gps_acc, ctx.quality,
                 ms(s.offline_warning_s), ms(s.offline_critical_s), *st, sc,
                 *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip

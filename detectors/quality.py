@@ -7,11 +7,9 @@ such values. A time-weighted fraction of bad samples per channel drives ``sensor
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from detectors._jit import kernel
+from detectors._jit import helper, kernel
 from detectors.base import (
     Q_FRESH,
     Q_GPS,
@@ -28,15 +26,21 @@ from detectors.base import (
 )
 from detectors.config import DetectorSettings
 from detectors.models import AlarmKind, Severity, WorkerProfile
-from detectors.policy import Rule, step_rules
+from detectors.policy import Rule, ewma_weight, step_rules
 
 #: Channel order of the per-channel arrays: HR, SpO2, skin temperature.
 N_CH = 3
 
 
-@kernel
-def channel_test(v, t, c, s, lo, hi, roc, flat_ms, gap_ms, tau_ms, last_v, last_t, flat_t, frac):  # type: ignore[no-untyped-def]
+@helper
+def channel_test(
+    v, t, c, s, lo_, hi_, roc_, flat_, gap_ms, tau_ms, last_v, last_t, flat_t, frac, wc
+):  # type: ignore[no-untyped-def]
     """Test one present value of channel ``c``; update its state; return True when good."""
+    lo = lo_[c]
+    hi = hi_[c]
+    roc = roc_[c]
+    flat_ms = flat_[c]
     bad = v < lo or v > hi
     prev_t = last_t[s, c]
     if prev_t >= 0 and t - prev_t <= gap_ms:
@@ -51,7 +55,7 @@ def channel_test(v, t, c, s, lo, hi, roc, flat_ms, gap_ms, tau_ms, last_v, last_
     else:
         flat_t[s, c] = t
         step = 1000
-    w = 1.0 - math.exp(-step / tau_ms)
+    w = ewma_weight(step, tau_ms, wc)
     frac[s, c] += w * ((1.0 if bad else 0.0) - frac[s, c])
     last_v[s, c] = v
     last_t[s, c] = t
@@ -60,7 +64,7 @@ def channel_test(v, t, c, s, lo, hi, roc, flat_ms, gap_ms, tau_ms, last_v, last_
 
 @kernel
 def quality_kernel(  # type: ignore[no-untyped-def]
-    start, slot, ts, hr, spo2, skin, lat, lon, gps_acc, motion, quality,
+    start, order, slot, ts, hr, spo2, skin, lat, lon, gps_acc, motion, quality,
     lo, hi, roc, flat_ms, gap_ms, tau_ms, gps_max,
     last_ts, last_v, last_t, flat_t, frac, fault, sc,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
@@ -68,9 +72,11 @@ def quality_kernel(  # type: ignore[no-untyped-def]
 ):  # fmt: skip
     n = ts.shape[0]
     cap = ev_slot.shape[0]
-    for i in range(start, n):
+    wc = np.array([-1.0, 0.0])
+    for k in range(start, n):
+        i = order[k]
         if ev_n[0] + 1 > cap:
-            return i
+            return k
         s = slot[i]
         t = ts[i]
         if last_ts[s] >= 0 and t <= last_ts[s]:
@@ -78,23 +84,22 @@ def quality_kernel(  # type: ignore[no-untyped-def]
             continue
         last_ts[s] = t
         q = Q_FRESH
-        any_present = False
-        for c in range(3):
-            if c == 0:
-                v = np.float64(hr[i])
-            elif c == 1:
-                v = np.float64(spo2[i])
-            else:
-                v = np.float64(skin[i])
-            if v != v:
-                continue
-            any_present = True
-            good = channel_test(
-                v, t, c, s, lo[c], hi[c], roc[c], flat_ms[c], gap_ms, tau_ms,
-                last_v, last_t, flat_t, frac,
-            )  # fmt: skip
-            if good:
-                q |= 1 << c  # Q_HR, Q_SPO2, Q_SKIN
+        v0 = np.float64(hr[i])
+        v1 = np.float64(spo2[i])
+        v2 = np.float64(skin[i])
+        if v0 == v0 and channel_test(
+            v0, t, 0, s, lo, hi, roc, flat_ms, gap_ms, tau_ms, last_v, last_t, flat_t, frac, wc
+        ):
+            q |= Q_HR
+        if v1 == v1 and channel_test(
+            v1, t, 1, s, lo, hi, roc, flat_ms, gap_ms, tau_ms, last_v, last_t, flat_t, frac, wc
+        ):
+            q |= Q_SPO2
+        if v2 == v2 and channel_test(
+            v2, t, 2, s, lo, hi, roc, flat_ms, gap_ms, tau_ms, last_v, last_t, flat_t, frac, wc
+        ):
+            q |= Q_SKIN
+        any_present = v0 == v0 or v1 == v1 or v2 == v2
         la = lat[i]
         lo_ = lon[i]
         acc = gps_acc[i]
@@ -138,7 +143,9 @@ class QualityDetector(Detector):
         self._sc = np.zeros(1)
 
     def make_rules(self, s: DetectorSettings) -> tuple[Rule, ...]:
-        return (Rule(AlarmKind.SENSOR_FAULT, Severity.WARNING, ">=", 0, ms(s.fault_clear_s), "fault"),)
+        return (
+            Rule(AlarmKind.SENSOR_FAULT, Severity.WARNING, ">=", 0, ms(s.fault_clear_s), "fault"),
+        )
 
     def limits(self, profile: WorkerProfile | None) -> tuple[list[float], list[float]]:
         s = self.settings
@@ -150,7 +157,7 @@ class QualityDetector(Detector):
 
         def call(start: int) -> int:
             return quality_kernel(  # type: ignore[no-any-return]
-                start, ctx.slot, ctx.ts, ctx.hr, ctx.spo2, ctx.skin, ctx.lat, ctx.lon,
+                start, ctx.order, ctx.slot, ctx.ts, ctx.hr, ctx.spo2, ctx.skin, ctx.lat, ctx.lon,
                 ctx.gps_acc, ctx.motion, ctx.quality,
                 self._lo, self._hi, self._roc, self._flat, ms(s.gap_s), ms(s.fault_tau_s),
                 f32(s.gps_acc_max_m), *st, self._sc, *self.rules.args(), *self.ev(ctx),

@@ -4,15 +4,13 @@ from the motion channel; without motion data there is no recovery check."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from detectors._jit import kernel
 from detectors.base import Q_FRESH, Q_HR, Q_MOTION, BatchContext, Detector, StateField, drive, f32, ms
 from detectors.config import DetectorSettings
 from detectors.models import AlarmKind, Severity, WorkerProfile
-from detectors.policy import Rule, step_rules
+from detectors.policy import Rule, ewma_weight, step_rules
 
 #: Time constant of the smoothed motion that separates rest from activity.
 MOTION_TAU_MS = 5000
@@ -20,7 +18,7 @@ MOTION_TAU_MS = 5000
 
 @kernel
 def recovery_kernel(  # type: ignore[no-untyped-def]
-    start, slot, ts, hr, motion, quality,
+    start, order, slot, ts, hr, motion, quality,
     rest_g, active_min_ms, after_ms, hr_tau_ms, gap_ms,
     hs, hs_t, ms_, ms_t, active_since, rest_start, rec, sc,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
@@ -28,19 +26,22 @@ def recovery_kernel(  # type: ignore[no-untyped-def]
 ):  # fmt: skip
     n = ts.shape[0]
     cap = ev_slot.shape[0]
-    for i in range(start, n):
+    wh = np.array([-1.0, 0.0])
+    wm = np.array([-1.0, 0.0])
+    for k in range(start, n):
+        i = order[k]
         q = quality[i]
         if not q & Q_FRESH:
             continue
         if ev_n[0] + 1 > cap:
-            return i
+            return k
         s = slot[i]
         t = ts[i]
         if q & Q_HR:
             if hs_t[s] < 0 or t - hs_t[s] > gap_ms:
                 hs[s] = hr[i]
             else:
-                w = 1.0 - math.exp(-(t - hs_t[s]) / hr_tau_ms)
+                w = ewma_weight(t - hs_t[s], hr_tau_ms, wh)
                 hs[s] += w * (hr[i] - hs[s])
             hs_t[s] = t
         if q & Q_MOTION:
@@ -49,7 +50,7 @@ def recovery_kernel(  # type: ignore[no-untyped-def]
                 active_since[s] = -1
                 rest_start[s] = -1
             else:
-                w = 1.0 - math.exp(-(t - ms_t[s]) / MOTION_TAU_MS)
+                w = ewma_weight(t - ms_t[s], MOTION_TAU_MS, wm)
                 ms_[s] += w * (motion[i] - ms_[s])
             ms_t[s] = t
             if ms_[s] >= rest_g:
@@ -103,7 +104,7 @@ class RecoveryDetector(Detector):
 
         def call(start: int) -> int:
             return recovery_kernel(  # type: ignore[no-any-return]
-                start, ctx.slot, ctx.ts, ctx.hr, ctx.motion, ctx.quality, f32(s.rest_motion_g),
+                start, ctx.order, ctx.slot, ctx.ts, ctx.hr, ctx.motion, ctx.quality, f32(s.rest_motion_g),
                 ms(s.active_min_s), ms(s.recovery_after_s), ms(s.hr_smooth_s), ms(s.gap_s),
                 *st, sc, *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip

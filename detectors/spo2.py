@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detectors._jit import kernel
+from detectors._jit import helper, kernel
 from detectors.base import Q_FRESH, Q_SPO2, BatchContext, Detector, StateField, drive, ms
 from detectors.config import DetectorSettings
 from detectors.models import AlarmKind, Severity, WorkerProfile
@@ -38,7 +38,7 @@ def window_mean(ring_v, ring_t, s, head, t, window_ms, min_samples):  # type: ig
 
 @kernel
 def spo2_kernel(  # type: ignore[no-untyped-def]
-    start, slot, ts, spo2, quality, window_ms, min_samples,
+    start, order, slot, ts, spo2, quality, window_ms, min_samples,
     ring_v, ring_t, head, avg, sc,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
     ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
@@ -46,12 +46,13 @@ def spo2_kernel(  # type: ignore[no-untyped-def]
     n = ts.shape[0]
     cap = ev_slot.shape[0]
     size = ring_v.shape[1]
-    for i in range(start, n):
+    for k in range(start, n):
+        i = order[k]
         q = quality[i]
         if not (q & Q_FRESH and q & Q_SPO2):
             continue
         if ev_n[0] + 1 > cap:
-            return i
+            return k
         s = slot[i]
         t = ts[i]
         h = (head[s] + 1) % size
@@ -103,7 +104,7 @@ class SpO2Detector(Detector):
 
         def call(start: int) -> int:
             return spo2_kernel(  # type: ignore[no-any-return]
-                start, ctx.slot, ctx.ts, ctx.spo2, ctx.quality, ms(s.spo2_avg_s),
+                start, ctx.order, ctx.slot, ctx.ts, ctx.spo2, ctx.quality, ms(s.spo2_avg_s),
                 s.spo2_min_samples, *st, sc, *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip
 

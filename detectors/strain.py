@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from detectors._jit import kernel
+from detectors._jit import helper, kernel
 from detectors.base import BatchContext, Detector, StateField, drive
 from detectors.config import DetectorSettings
 from detectors.models import AlarmKind, Severity, WorkerProfile
 from detectors.policy import Rule, step_rules
 
 
-@kernel
+@helper
 def psi(ct, hr, ct0, hr0, ct_max, hr_max):  # type: ignore[no-untyped-def]
     """Moran's PSI, clipped to 0–10 (NaN when either input is missing)."""
     p = 5.0 * (ct - ct0) / (ct_max - ct0) + 5.0 * (hr - hr0) / (hr_max - hr0)

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from detectors._buffers import EventBuffer, MinuteBuffer
-from detectors.base import Q_HR, Q_SKIN, Q_SPO2, BatchContext
+from detectors.base import Q_HR, Q_SKIN, Q_SPO2, batch_context
 from detectors.config import DetectorSettings
 from detectors.drift import DriftDetector
 from detectors.models import AlarmKind, Geofence, WorkerProfile
 from detectors.pipeline import DetectorPipeline
 from detectors.quality import QualityDetector
 from detectors.strain import StrainDetector
+from ingest.wire import SampleBatch
 from tests.detectors.conftest import DEVICE, of_kind, run, to_batch
 from tests.detectors.naive import Series
 
@@ -28,11 +29,10 @@ def quality_bits(x: Series) -> np.ndarray:
     b = to_batch(x)
     det = QualityDetector(S)
     det.grow(1)
-    ctx = BatchContext(
-        np.zeros(len(b), np.int32), b.ts_ms, b.hr, b.skin_temp, b.spo2, b.lat, b.lon,
-        b.gps_acc, b.motion, b.flags, np.zeros(len(b), np.uint8), EventBuffer(4),
-        MinuteBuffer(4), 0,
-    )  # fmt: skip
+    ctx = batch_context(
+        slot=np.zeros(len(b), np.int32), n_slots=1, batch=b, events=EventBuffer(4),
+        minutes=MinuteBuffer(4), now_ms=0,
+    )
     det.update(ctx)
     return ctx.quality
 
@@ -160,7 +160,10 @@ def _strain_levels(psi_target: float) -> list[int]:
     mb.slot[0], mb.end_ts[0], mb.ct[0] = 0, T0 + 60_000, S.ct_start_c
     mb.hr[0] = 60.0 + psi_target * 120.0 / 5.0
     mb.n[0] = 1
-    ctx = BatchContext(*(np.empty(0) for _ in range(11)), EventBuffer(4), mb, 0)  # type: ignore[arg-type]
+    ctx = batch_context(
+        slot=np.empty(0, np.int32), n_slots=1, batch=SampleBatch.empty(), events=EventBuffer(4),
+        minutes=mb, now_ms=0,
+    )
     det.update(ctx)
     return [int(v) for v in ctx.events.rows()[2]]
 
@@ -180,7 +183,10 @@ def _drift_levels(x: float) -> list[int]:
     a["nb"][0], a["mean"][0], a["m2"][0] = s.drift_warmup_minutes, 70.0, 0.0  # σ → floor 10
     mb = MinuteBuffer(4)
     mb.slot[0], mb.end_ts[0], mb.hr[0], mb.n[0] = 0, T0, x, 1
-    ctx = BatchContext(*(np.empty(0) for _ in range(11)), EventBuffer(4), mb, 0)  # type: ignore[arg-type]
+    ctx = batch_context(
+        slot=np.empty(0, np.int32), n_slots=1, batch=SampleBatch.empty(), events=EventBuffer(4),
+        minutes=mb, now_ms=0,
+    )
     det.update(ctx)
     return [int(v) for v in ctx.events.rows()[2]]
 

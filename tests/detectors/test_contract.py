@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from detectors._buffers import EventBuffer, MinuteBuffer
-from detectors.base import BatchContext, Detector
+from detectors.base import Detector, batch_context
 from detectors.config import DetectorSettings
 from detectors.models import AlarmKind
 from detectors.pipeline import DETECTOR_TYPES
@@ -34,11 +34,11 @@ class Stack:
 
     def process(self, x: Series, slot: int = 0) -> list[tuple[int, int, int, int]]:
         b = to_batch(x)
-        ctx = BatchContext(
-            np.full(len(b), slot, np.int32), b.ts_ms, b.hr, b.skin_temp, b.spo2, b.lat, b.lon,
-            b.gps_acc, b.motion, b.flags, np.zeros(len(b), np.uint8), EventBuffer(2),
-            MinuteBuffer(2), int(b.ts_ms.max()) if len(b) else 0,
-        )  # fmt: skip
+        ctx = batch_context(
+            slot=np.full(len(b), slot, np.int32), n_slots=self.det.capacity, batch=b,
+            events=EventBuffer(2), minutes=MinuteBuffer(2),
+            now_ms=int(b.ts_ms.max()) if len(b) else 0,
+        )
         order = {d.name: d for d in (*self.feed, self.det)}
         for name in ("quality", "aggregate", "core_temp", self.det.name):
             if name in order and (name == self.det.name or name in FEEDERS):

@@ -66,18 +66,17 @@ def check_quality(x: naive.Series) -> None:
 
 def check_quality_bits(x: naive.Series) -> None:
     from detectors._buffers import EventBuffer, MinuteBuffer
-    from detectors.base import BatchContext
+    from detectors.base import batch_context
     from tests.detectors.conftest import to_batch
 
     q, _ = naive.quality(x, S)
     b = to_batch(x)
     det = QualityDetector(S)
     det.grow(1)
-    ctx = BatchContext(
-        np.zeros(len(b), np.int32), b.ts_ms, b.hr, b.skin_temp, b.spo2, b.lat, b.lon,
-        b.gps_acc, b.motion, b.flags, np.zeros(len(b), np.uint8), EventBuffer(4),
-        MinuteBuffer(4), 0,
-    )  # fmt: skip
+    ctx = batch_context(
+        slot=np.zeros(len(b), np.int32), n_slots=1, batch=b, events=EventBuffer(4),
+        minutes=MinuteBuffer(4), now_ms=0,
+    )
     det.update(ctx)
     np.testing.assert_array_equal(ctx.quality.astype(np.int64), q)
 
