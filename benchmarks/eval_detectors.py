@@ -42,6 +42,8 @@ GRACE_MS = 120_000
 #: then negative): e.g. a 10 s SpO2 average crosses 90 % before raw values stay below it.
 EARLY_MS = 60_000
 HEAT_KINDS = ("core_temp_high", "strain_high", "hr_sustained_high")
+#: Truth kinds that are not alarm kinds → the alarm kinds that detect them.
+TRUTH_KINDS = {"heat_strain": HEAT_KINDS, "spo2_low_warning": ("spo2_low",)}
 CRITICAL_KINDS = ("spo2_low", "fall")
 
 
@@ -76,7 +78,7 @@ def score(
     per_kind: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
     for inc in truth:
         kind = inc["kind"]
-        kinds = HEAT_KINDS if kind == "heat_strain" else (kind,)
+        kinds = TRUTH_KINDS.get(kind, (kind,))
         hits = [
             e for e in by_dev[inc["device_id"]]
             if e["kind"] in kinds
@@ -222,21 +224,31 @@ def main() -> None:
 
 def summarise(result: dict[str, Any]) -> dict[str, Any]:
     """Pool per kind across everything, and check the issue's targets."""
-    pooled: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    free_fa, free_h = 0, 0.0
+    free_fa, free_h, all_fa, all_h = 0, 0.0, 0, 0.0
+    by_kind: dict[str, int] = defaultdict(int)
     groups = [result["scenarios"]]
     if isinstance(result["recordings"], dict):
         groups.append(result["recordings"])
     for group in groups:
-        for name, res in group.items():
+        for res in group.values():
+            all_fa += res["false_alarms"]
+            all_h += res["worker_hours"]
+            for k, v in res["false_alarm_kinds"].items():
+                by_kind[k] += v
             if not res["per_kind"]:
                 free_fa += res["false_alarms"]
                 free_h += res["worker_hours"]
-    # the oximetry files are not incident-free, but their false alarms are reported per file
+    drift = by_kind.get("hr_drift", 0)
     return {
-        "incident_free_false_alarms_per_worker_hour": round(free_fa / free_h, 4) if free_h else None,
         "incident_free_worker_hours": round(free_h, 2),
-        "pooled": dict(pooled),
+        "incident_free_false_alarms_per_worker_hour": round(free_fa / free_h, 4) if free_h else None,
+        "all_data_worker_hours": round(all_h, 2),
+        "all_data_false_alarms": all_fa,
+        "all_data_false_alarms_per_worker_hour": round(all_fa / all_h, 4) if all_h else None,
+        "all_data_false_alarms_by_kind": dict(sorted(by_kind.items())),
+        "all_data_false_alarms_per_worker_hour_without_hr_drift": (
+            round((all_fa - drift) / all_h, 4) if all_h else None
+        ),
     }
 
 

@@ -55,8 +55,9 @@ def oximetry(path: Path) -> Recording:
     """One oximetry file: each of the five oximeters is a device ``ox<file>-<j>``.
 
     Truth: ``spo2_low`` episodes of each working oximeter (`episodes`: raw SpO2 < 90 %
-    sustained for 15 s, the clinical event the alarm is for), and ``sensor_fault`` for
-    oximeter 3 from its first sample (it reads 0 throughout).
+    sustained for 15 s, the clinical event the critical alarm is for), ``spo2_low_warning``
+    episodes (< 94 % for 60 s, the warning's event), and ``sensor_fault`` for oximeter 3
+    from its first sample (it reads 0 throughout).
     """
     with path.open(newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.reader(fh))
@@ -83,9 +84,14 @@ def oximetry(path: Path) -> Recording:
                  "end_ms": int(ts[-1])}
             )  # fmt: skip
         else:
+            spo2 = rec["spo2"].astype(np.float64)
             truth += [
                 {"device_id": devices[d], "kind": "spo2_low", "onset_ms": a, "end_ms": b}
-                for a, b in episodes(ts, rec["spo2"].astype(np.float64) < 90.0)
+                for a, b in episodes(ts, spo2 < 90.0)
+            ]
+            truth += [
+                {"device_id": devices[d], "kind": "spo2_low_warning", "onset_ms": a, "end_ms": b}
+                for a, b in episodes(ts, spo2 < 94.0, min_ms=60_000)
             ]
     rec = np.concatenate(parts)
     rec = rec[np.argsort(rec["ts_ms"], kind="stable")]
