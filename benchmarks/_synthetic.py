@@ -136,9 +136,19 @@ def baseline_scenario(seed: int = 1, devices: int = 40, hours: float = 2.0) -> F
     return f
 
 
-def _permit(pid: str, devices: list[str], watcher: str | None, radius: float = 120.0) -> dict[str, Any]:
-    return {"permit_id": pid, "type": "confined_space", "level": "special", "devices": devices,
-            "watcher_device": watcher, "lat": SITE_LAT, "lon": SITE_LON, "radius_m": radius}  # fmt: skip
+def _permit(
+    pid: str, devices: list[str], watcher: str | None, radius: float = 120.0
+) -> dict[str, Any]:
+    return {
+        "permit_id": pid,
+        "type": "confined_space",
+        "level": "special",
+        "devices": devices,
+        "watcher_device": watcher,
+        "lat": SITE_LAT,
+        "lon": SITE_LON,
+        "radius_m": radius,
+    }
 
 
 INCIDENTS = (
@@ -214,7 +224,7 @@ def _inject_recovery(f: Fleet, d: int, t: int) -> None:
     work, rest = 600, 300
     f.cols["hr"][d, t : t + work] = np.round(150 + f.rng.normal(0, 3, work))
     f.cols["motion"][d, t : t + work] = 0.5
-    if 150 > 180 - f.workers[d]["age"]:  # the effort itself is over the sustained-HR limit
+    if 180 - f.workers[d]["age"] < 150:  # the effort itself is over the sustained-HR limit
         f.add_truth(d, "hr_sustained_high", t, t + work)
     r = t + work
     hr = 140 - 10 * np.clip(np.arange(rest) / 180.0, 0, 1) + f.rng.normal(0, 2, rest)

@@ -36,14 +36,18 @@ T0 = 1_717_228_800_000
 LAT, LON = 30.7395, 121.3442
 
 
-def minute_batch(devices: tuple[str, ...], minute: int, seconds: int, rng: np.random.Generator) -> SampleBatch:
+def minute_batch(
+    devices: tuple[str, ...], minute: int, seconds: int, rng: np.random.Generator
+) -> SampleBatch:
     """``seconds`` samples per device, time-major (as the ingest delivers them)."""
     n_dev = len(devices)
     n = n_dev * seconds
     rec = np.empty(n, dtype=RECORD_DTYPE)
     rec["dev"] = np.tile(np.arange(n_dev, dtype=np.uint16), seconds)
     rec["seq"] = minute * seconds + np.repeat(np.arange(seconds), n_dev)
-    rec["ts_ms"] = T0 + minute * 60_000 + np.repeat(np.arange(seconds, dtype=np.int64) * 1000, n_dev)
+    rec["ts_ms"] = (
+        T0 + minute * 60_000 + np.repeat(np.arange(seconds, dtype=np.int64) * 1000, n_dev)
+    )
     rec["hr"] = np.round(rng.normal(95, 12, n))
     rec["skin_temp"] = rng.normal(33.5, 0.3, n)
     rec["spo2"] = np.round(np.clip(rng.normal(97.5, 1.0, n), 50, 100))
@@ -96,10 +100,16 @@ def time_reference(batch: SampleBatch, n_ref: int) -> tuple[float, int]:
         sel = batch.dev == d
         series.append(
             naive.Series.make(
-                batch.ts_ms[sel], hr=batch.hr[sel], spo2=batch.spo2[sel], skin=batch.skin_temp[sel],
-                motion=batch.motion[sel], flags=batch.flags[sel].astype(np.int64),
-                lat=batch.lat[sel], lon=batch.lon[sel], gps_acc=batch.gps_acc[sel],
-            )  # fmt: skip
+                batch.ts_ms[sel],
+                hr=batch.hr[sel],
+                spo2=batch.spo2[sel],
+                skin=batch.skin_temp[sel],
+                motion=batch.motion[sel],
+                flags=batch.flags[sel].astype(np.int64),
+                lat=batch.lat[sel],
+                lon=batch.lon[sel],
+                gps_acc=batch.gps_acc[sel],
+            )
         )
     n = sum(len(x.ts) for x in series)
     t = time.perf_counter()
@@ -145,7 +155,8 @@ def main() -> None:
     run = time_pipeline(args.devices, args.seconds, args.reps)
     det = statistics.median(run["times"])
     copy = statistics.median(run["copy"])
-    ref_s, ref_n = time_reference(run["batch"], min(args.ref_devices, args.devices))
+    n_ref = min(args.ref_devices, args.devices)
+    ref_s, ref_n = time_reference(run["batch"], n_ref)
     sps = run["samples"] / det
     ref_sps = ref_n / ref_s
     result = {
@@ -157,7 +168,7 @@ def main() -> None:
         "samples_per_s": round(sps),
         "detector_batch_s_median": round(det, 5),
         "detector_batch_s_all": [round(t, 5) for t in run["times"]],
-        "baseline_numpy_reference": f"tests/detectors/naive.py on {min(args.ref_devices, args.devices)} devices",
+        "baseline_numpy_reference": f"tests/detectors/naive.py on {n_ref} devices",
         "numpy_reference_samples_per_s": round(ref_sps),
         "ratio_vs_numpy_reference": round(sps / ref_sps, 1),
         "baseline_memcpy": "np.copyto of the batch's 12 input columns",

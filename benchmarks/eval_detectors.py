@@ -32,10 +32,10 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from detectors.config import DetectorSettings  # noqa: E402
-from detectors.datasets import Recording, all_recordings, find_datasets  # noqa: E402
-from detectors.pipeline import DetectorPipeline  # noqa: E402
-from detectors.replay import Telemetry, batches, read_permits, read_telemetry, read_workers  # noqa: E402
+from detectors.config import DetectorSettings
+from detectors.datasets import Recording, all_recordings, find_datasets
+from detectors.pipeline import DetectorPipeline
+from detectors.replay import Telemetry, batches, read_permits, read_telemetry, read_workers
 
 GRACE_MS = 120_000
 #: An alarm up to this long before the truth onset still detects the incident (its delay is
@@ -89,7 +89,7 @@ def score(
         if hits:
             k["delays"].append((hits[0]["ts_ms"] - inc["onset_ms"]) / 1000)
         else:
-            k["missed"].append(f'{inc["device_id"]}@{inc["onset_ms"]}')
+            k["missed"].append(f"{inc['device_id']}@{inc['onset_ms']}")
         if kind in CRITICAL_KINDS:
             crit = [e for e in hits if e["severity"] == "critical"]
             if crit:
@@ -141,7 +141,7 @@ def _summary(v: dict[str, list[Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"incidents": n, "detected": len(v["delays"])}
     out["sensitivity"] = round(len(v["delays"]) / n, 3) if n else None
     out.update(_delays("delay", v["delays"]))
-    if "crit_delays" in v or n and any(k == "crit_delays" for k in v):
+    if "crit_delays" in v or (n and any(k == "crit_delays" for k in v)):
         out["critical_detected"] = len(v["crit_delays"])
         out.update(_delays("critical_delay", v["crit_delays"]))
     if v["before_39"]:
@@ -241,7 +241,9 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     drift = by_kind.get("hr_drift", 0)
     return {
         "incident_free_worker_hours": round(free_h, 2),
-        "incident_free_false_alarms_per_worker_hour": round(free_fa / free_h, 4) if free_h else None,
+        "incident_free_false_alarms_per_worker_hour": round(free_fa / free_h, 4)
+        if free_h
+        else None,
         "all_data_worker_hours": round(all_h, 2),
         "all_data_false_alarms": all_fa,
         "all_data_false_alarms_per_worker_hour": round(all_fa / all_h, 4) if all_h else None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -31,10 +33,11 @@ class EventBuffer:
     def grow(self) -> None:
         """Double the capacity, keeping what was written."""
         n = int(self.n[0])
-        old = (self.slot, self.kind, self.level, self.ts, self.value)
+        names = ("slot", "kind", "level", "ts", "value")
+        old: dict[str, npt.NDArray[Any]] = {k: getattr(self, k) for k in names}
         self._alloc(max(2 * self.capacity, 64))
-        for dst, src in zip((self.slot, self.kind, self.level, self.ts, self.value), old, strict=True):
-            dst[:n] = src[:n]
+        for k in names:
+            getattr(self, k)[:n] = old[k][:n]
 
     def clear(self) -> None:
         self.n[0] = 0
@@ -66,10 +69,11 @@ class MinuteBuffer:
 
     def grow(self) -> None:
         n = int(self.n[0])
-        old = (self.slot, self.end_ts, self.hr, self.count, self.ct)
+        names = ("slot", "end_ts", "hr", "count", "ct")
+        old: dict[str, npt.NDArray[Any]] = {k: getattr(self, k) for k in names}
         self._alloc(max(2 * self.capacity, 64))
-        for dst, src in zip((self.slot, self.end_ts, self.hr, self.count, self.ct), old, strict=True):
-            dst[:n] = src[:n]
+        for k in names:
+            getattr(self, k)[:n] = old[k][:n]
 
     def clear(self) -> None:
         self.n[0] = 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from detectors._jit import kernel
@@ -50,7 +52,7 @@ class MinuteAggregator(Detector):
     """Mean of good HR samples per device and clock minute; no alarms of its own."""
 
     name = "aggregate"
-    fields = {  # noqa: RUF012
+    fields: ClassVar[dict[str, StateField]] = {
         "cur": StateField(np.int64, -1),
         "total": StateField(np.float64, 0.0),
         "count": StateField(np.int32, 0),
@@ -65,8 +67,8 @@ class MinuteAggregator(Detector):
 
         def call(start: int) -> int:
             return aggregate_kernel(  # type: ignore[no-any-return]
-                start, ctx.order, ctx.slot, ctx.ts, ctx.hr, ctx.quality, self.settings.minute_min_samples,
-                *st, mb.slot, mb.end_ts, mb.hr, mb.count, mb.n,
+                start, ctx.order, ctx.slot, ctx.ts, ctx.hr, ctx.quality,
+                self.settings.minute_min_samples, *st, mb.slot, mb.end_ts, mb.hr, mb.count, mb.n,
             )  # fmt: skip
 
         drive(ctx.n, mb, call)

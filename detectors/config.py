@@ -59,7 +59,9 @@ class DetectorSettings(BaseModel):
         30.0, "SPEC.md §4 signal quality: GPS fixes less accurate than this are not used.", gt=0
     )
     fault_tau_s: float = _f(
-        30.0, "sensor_fault: time constant of the bad-sample fraction (QARTOD, company policy).", gt=0
+        30.0,
+        "sensor_fault: time constant of the bad-sample fraction (QARTOD, company policy).",
+        gt=0,
     )
     fault_on_fraction: float = _f(
         0.5, "sensor_fault raised when a channel's bad fraction reaches this.", gt=0, le=1

@@ -10,7 +10,7 @@ variance σ² = 18.88² bpm²; start at 37.0 °C with variance 0; no update for 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import numpy as np
 
@@ -78,7 +78,7 @@ class CoreTempDetector(Detector):
     acclimatisation, critical at ≥ 39.0 °C for 4 min)."""
 
     name = "core_temp"
-    fields = {  # noqa: RUF012
+    fields: ClassVar[dict[str, StateField]] = {
         "ct": StateField(np.float64, 37.0),
         "var": StateField(np.float64, 0.0),
         "last_min": StateField(np.int64, -1),

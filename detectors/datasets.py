@@ -24,7 +24,7 @@ DEAD_OXIMETER: Final = 3
 
 
 def find_datasets() -> Path | None:
-    """``<repo>/../shared/datasets`` (or ``<repo>/../../shared/datasets``), else ``$PP_DATASETS``."""
+    """``<repo>/../shared/datasets`` (or one level further up), else ``$PP_DATASETS``."""
     repo = Path(__file__).resolve().parents[1]
     # CI: a copy of shared/ beside the clone; a developer's worktree may sit one level deeper.
     candidates = [repo.parent / "shared" / "datasets", repo.parent.parent / "shared" / "datasets"]
@@ -165,7 +165,8 @@ def _e4(path: Path) -> tuple[float, np.ndarray]:
 
 def _per_second(x: np.ndarray, rate: int) -> np.ndarray:
     whole = len(x) // rate * rate
-    return np.asarray(x[:whole], dtype=np.float64).reshape(-1, rate).mean(axis=1)
+    out: np.ndarray = np.asarray(x[:whole], dtype=np.float64).reshape(-1, rate).mean(axis=1)
+    return out
 
 
 def all_recordings(root: Path) -> list[Recording]:

@@ -9,6 +9,7 @@ not heat strain, and a resting worker's drops would otherwise alarm.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 
@@ -56,7 +57,7 @@ class DriftDetector(Detector):
     """``hr_drift`` (warning): the CUSUM of 1-min means over the worker's baseline, in σ."""
 
     name = "hr_drift"
-    fields = {  # noqa: RUF012
+    fields: ClassVar[dict[str, StateField]] = {
         "nb": StateField(np.int32, 0),
         "mean": StateField(np.float64, 0.0),
         "m2": StateField(np.float64, 0.0),

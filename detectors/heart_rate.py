@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from detectors._jit import kernel
@@ -48,11 +50,11 @@ class SustainedHeartRateDetector(Detector):
     """``hr_sustained_high`` (critical): the count of consecutive minutes over 180 − age."""
 
     name = "hr_sustained"
-    fields = {  # noqa: RUF012
+    fields: ClassVar[dict[str, StateField]] = {
         "above": StateField(np.int32, 0),
         "last_min": StateField(np.int64, -1),
     }
-    params = {"limit": StateField(np.float64, 140.0)}  # noqa: RUF012
+    params: ClassVar[dict[str, StateField]] = {"limit": StateField(np.float64, 140.0)}
     scores_ = ("above",)
 
     def make_rules(self, s: DetectorSettings) -> tuple[Rule, ...]:

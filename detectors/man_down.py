@@ -3,6 +3,8 @@ with pre-warnings at N − 30 s and N − 10 s (Blackline / SlateSafety / Apple 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from detectors._jit import kernel
@@ -87,7 +89,7 @@ class ManDownDetector(Detector):
     (notice at N − 30 s, warning at N − 10 s, critical at N s)."""
 
     name = "man_down"
-    fields = {  # noqa: RUF012
+    fields: ClassVar[dict[str, StateField]] = {
         "sos_last": StateField(np.int64, -1),
         "fall_start": StateField(np.int64, -1),
         "fall_last": StateField(np.int64, -1),

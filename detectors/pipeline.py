@@ -4,9 +4,9 @@ by the live ingest and by the offline replay alike (only the clock and I/O diffe
 from __future__ import annotations
 
 import io
-import zipfile
 import logging
 import time
+import zipfile
 from collections.abc import Iterable
 from typing import Any, Final
 

@@ -19,7 +19,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from detectors._jit import helper, kernel
+from detectors._jit import helper
 from detectors.models import KIND_CODE, AlarmKind, Severity
 
 #: Comparison operators of a rule (score OP limit).
@@ -116,7 +116,19 @@ def step_rules(  # type: ignore[no-untyped-def]
         if new != lvl[slot, k]:
             if new == 0:
                 value = first
-            emit(ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n, slot, kind_codes[k], new, ts, value)
+            emit(
+                ev_slot,
+                ev_kind,
+                ev_level,
+                ev_ts,
+                ev_value,
+                ev_n,
+                slot,
+                kind_codes[k],
+                new,
+                ts,
+                value,
+            )
             lvl[slot, k] = new
             emitted += 1
     return emitted

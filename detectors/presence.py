@@ -10,13 +10,14 @@ clears it in one go, so the events do not depend on how often the clock is read.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 
 from detectors._jit import helper, kernel
 from detectors.base import Q_FRESH, Q_GPS, BatchContext, Detector, StateField, drive, ms
 from detectors.config import DetectorSettings
-from detectors.models import KIND_CODE, AlarmKind, Severity, WorkerProfile
+from detectors.models import KIND_CODE, AlarmKind, Severity
 from detectors.policy import Rule, emit, step_rules
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -34,15 +35,41 @@ def distance_m(lat1, lon1, lat2, lon2):  # type: ignore[no-untyped-def]
 
 
 @helper
-def offline_crossings(s, t, last, off_lvl, warn_ms, crit_ms, ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n):  # type: ignore[no-untyped-def]  # noqa: E501
+def offline_crossings(  # type: ignore[no-untyped-def]
+    s, t, last, off_lvl, warn_ms, crit_ms, ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n
+):
     """Raise/escalate device_offline for silence crossed by time ``t`` (at crossing time)."""
     if last < 0:
         return
     if off_lvl[s] < 2 and t - last >= warn_ms:
-        emit(ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n, s, OFFLINE, 2, last + warn_ms, warn_ms / 1000.0)
+        emit(
+            ev_slot,
+            ev_kind,
+            ev_level,
+            ev_ts,
+            ev_value,
+            ev_n,
+            s,
+            OFFLINE,
+            2,
+            last + warn_ms,
+            warn_ms / 1000.0,
+        )
         off_lvl[s] = 2
     if off_lvl[s] < 3 and t - last >= crit_ms:
-        emit(ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n, s, OFFLINE, 3, last + crit_ms, crit_ms / 1000.0)
+        emit(
+            ev_slot,
+            ev_kind,
+            ev_level,
+            ev_ts,
+            ev_value,
+            ev_n,
+            s,
+            OFFLINE,
+            3,
+            last + crit_ms,
+            crit_ms / 1000.0,
+        )
         off_lvl[s] = 3
 
 
@@ -65,7 +92,20 @@ def presence_kernel(  # type: ignore[no-untyped-def]
         s = slot[i]
         t = ts[i]
         if monitored[s]:
-            offline_crossings(s, t, last_seen[s], off_lvl, warn_ms, crit_ms, ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n)  # noqa: E501
+            offline_crossings(
+                s,
+                t,
+                last_seen[s],
+                off_lvl,
+                warn_ms,
+                crit_ms,
+                ev_slot,
+                ev_kind,
+                ev_level,
+                ev_ts,
+                ev_value,
+                ev_n,
+            )
             if off_lvl[s] > 0:
                 gap = (t - last_seen[s]) / 1000.0
                 emit(ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n, s, OFFLINE, 0, t, gap)
@@ -88,22 +128,48 @@ def presence_kernel(  # type: ignore[no-untyped-def]
 
 
 @kernel
-def offline_tick(now, monitored, last_seen, off_lvl, warn_ms, crit_ms, ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n):  # type: ignore[no-untyped-def]  # noqa: E501
+def offline_tick(  # type: ignore[no-untyped-def]
+    now,
+    monitored,
+    last_seen,
+    off_lvl,
+    warn_ms,
+    crit_ms,
+    ev_slot,
+    ev_kind,
+    ev_level,
+    ev_ts,
+    ev_value,
+    ev_n,
+):
     for s in range(last_seen.shape[0]):
         if monitored[s]:
-            offline_crossings(s, now, last_seen[s], off_lvl, warn_ms, crit_ms, ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n)  # noqa: E501
+            offline_crossings(
+                s,
+                now,
+                last_seen[s],
+                off_lvl,
+                warn_ms,
+                crit_ms,
+                ev_slot,
+                ev_kind,
+                ev_level,
+                ev_ts,
+                ev_value,
+                ev_n,
+            )
 
 
 class PresenceDetector(Detector):
     """``device_offline``, ``geofence_exit`` and ``watcher_away`` for devices on permits."""
 
     name = "presence"
-    fields = {  # noqa: RUF012
+    fields: ClassVar[dict[str, StateField]] = {
         "last_seen": StateField(np.int64, -1),
         "off_lvl": StateField(np.int8, 0),
         "outside": StateField(np.float64, np.nan),
     }
-    params = {  # noqa: RUF012
+    params: ClassVar[dict[str, StateField]] = {
         "monitored": StateField(np.bool_, False),
         "role": StateField(np.int8, ROLE_NONE),
         "f_lat": StateField(np.float64, np.nan),

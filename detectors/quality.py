@@ -7,6 +7,8 @@ such values. A time-weighted fraction of bad samples per channel drives ``sensor
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from detectors._jit import helper, kernel
@@ -33,9 +35,9 @@ N_CH = 3
 
 
 @helper
-def channel_test(
+def channel_test(  # type: ignore[no-untyped-def]
     v, t, c, s, lo_, hi_, roc_, flat_, gap_ms, tau_ms, last_v, last_t, flat_t, frac, wc
-):  # type: ignore[no-untyped-def]
+):
     """Test one present value of channel ``c``; update its state; return True when good."""
     lo = lo_[c]
     hi = hi_[c]
@@ -123,7 +125,7 @@ class QualityDetector(Detector):
     """Signal quality gating everything else; raises ``sensor_fault`` (warning)."""
 
     name = "quality"
-    fields = {  # noqa: RUF012
+    fields: ClassVar[dict[str, StateField]] = {
         "last_ts": StateField(np.int64, -1),
         "last_v": StateField(np.float64, np.nan, N_CH),
         "last_t": StateField(np.int64, -1, N_CH),

@@ -4,10 +4,22 @@ from the motion channel; without motion data there is no recovery check."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from detectors._jit import kernel
-from detectors.base import Q_FRESH, Q_HR, Q_MOTION, BatchContext, Detector, StateField, drive, f32, ms
+from detectors.base import (
+    Q_FRESH,
+    Q_HR,
+    Q_MOTION,
+    BatchContext,
+    Detector,
+    StateField,
+    drive,
+    f32,
+    ms,
+)
 from detectors.config import DetectorSettings
 from detectors.models import AlarmKind, Severity, WorkerProfile
 from detectors.policy import Rule, ewma_weight, step_rules
@@ -79,7 +91,7 @@ class RecoveryDetector(Detector):
     """``hr_recovery_poor`` (warning) when HR 1 min into a rest after effort is > 120 bpm."""
 
     name = "recovery"
-    fields = {  # noqa: RUF012
+    fields: ClassVar[dict[str, StateField]] = {
         "hs": StateField(np.float64, np.nan),
         "hs_t": StateField(np.int64, -1),
         "ms": StateField(np.float64, np.nan),
@@ -104,7 +116,8 @@ class RecoveryDetector(Detector):
 
         def call(start: int) -> int:
             return recovery_kernel(  # type: ignore[no-any-return]
-                start, ctx.order, ctx.slot, ctx.ts, ctx.hr, ctx.motion, ctx.quality, f32(s.rest_motion_g),
+                start, ctx.order, ctx.slot, ctx.ts, ctx.hr, ctx.motion, ctx.quality,
+                f32(s.rest_motion_g),
                 ms(s.active_min_s), ms(s.recovery_after_s), ms(s.hr_smooth_s), ms(s.gap_s),
                 *st, sc, *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip

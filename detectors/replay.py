@@ -125,7 +125,9 @@ def read_permits(path: Path) -> list[Geofence]:
                     lon=float(p["lon"]),
                     radius_m=float(p["radius_m"]),
                     devices=tuple(str(d) for d in p.get("devices", [])),
-                    watcher_device=None if p.get("watcher_device") is None else str(p["watcher_device"]),
+                    watcher_device=None
+                    if p.get("watcher_device") is None
+                    else str(p["watcher_device"]),
                     type=str(p.get("type", "")),
                     level=str(p.get("level", "")),
                 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from detectors._jit import kernel
@@ -59,7 +61,7 @@ class SkinTempDetector(Detector):
     """Smoothed skin temperature level and rise rate → ``skin_temp_high`` (warning)."""
 
     name = "skin_temp"
-    fields = {  # noqa: RUF012
+    fields: ClassVar[dict[str, StateField]] = {
         "first_t": StateField(np.int64, -1),
         "last_t": StateField(np.int64, -1),
         "level": StateField(np.float64, np.nan),

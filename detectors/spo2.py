@@ -6,9 +6,11 @@ alarms by ~60 %; critical below 90 % for 15 s, warning below 94 % for 60 s.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
-from detectors._jit import helper, kernel
+from detectors._jit import kernel
 from detectors.base import Q_FRESH, Q_SPO2, BatchContext, Detector, StateField, drive, ms
 from detectors.config import DetectorSettings
 from detectors.models import AlarmKind, Severity, WorkerProfile
@@ -74,7 +76,7 @@ class SpO2Detector(Detector):
     """Averaged SpO2 → ``spo2_low`` (warning < 94 % for 60 s, critical < 90 % for 15 s)."""
 
     name = "spo2"
-    fields = {  # noqa: RUF012
+    fields: ClassVar[dict[str, StateField]] = {
         "ring_v": StateField(np.float32, np.nan, RING),
         "ring_t": StateField(np.int64, -1, RING),
         "head": StateField(np.int32, 0),

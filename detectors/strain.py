@@ -3,6 +3,8 @@ PSI = 5·(CT − CT0)/(39.5 − CT0) + 5·(HR − HR0)/(180 − HR0), clipped to
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from detectors._jit import helper, kernel
@@ -50,8 +52,8 @@ class StrainDetector(Detector):
     """PSI → ``strain_high`` (warning ≥ 7, critical ≥ 9). Runs after `CoreTempDetector`."""
 
     name = "strain"
-    fields = {"psi": StateField(np.float64, np.nan)}  # noqa: RUF012
-    params = {"hr0": StateField(np.float64, 70.0)}  # noqa: RUF012
+    fields: ClassVar[dict[str, StateField]] = {"psi": StateField(np.float64, np.nan)}
+    params: ClassVar[dict[str, StateField]] = {"hr0": StateField(np.float64, 70.0)}
     scores_ = ("psi",)
 
     def make_rules(self, s: DetectorSettings) -> tuple[Rule, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,7 +51,7 @@ def run(
         p.set_permits(fences)
     events = []
     bounds = [0, *sorted(set(cuts)), len(x.ts)]
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+    for a, b in itertools.pairwise(bounds):
         if b <= a:
             continue
         now = int(x.ts[a:b].max())

@@ -41,7 +41,9 @@ class Series:
     def make(cls, ts: Any, **cols: Any) -> Series:
         ts = np.asarray(ts, dtype=np.int64)
         n = len(ts)
-        full = {k: np.full(n, np.nan) for k in ("hr", "spo2", "skin", "motion", "lat", "lon", "gps_acc")}
+        full = {
+            k: np.full(n, np.nan) for k in ("hr", "spo2", "skin", "motion", "lat", "lon", "gps_acc")
+        }
         full["flags"] = np.zeros(n, dtype=np.int64)
         for k, v in cols.items():
             full[k] = np.asarray(v, dtype=np.int64 if k == "flags" else np.float64)
@@ -156,7 +158,9 @@ def quality(x: Series, s: DetectorSettings) -> tuple[np.ndarray, np.ndarray]:
             last_v[c], last_t[c] = v, t
             if not bad:
                 bits |= 1 << c
-        if not (math.isnan(x.lat[i]) or math.isnan(x.lon[i]) or x.gps_acc[i] > f32(s.gps_acc_max_m)):
+        if not (
+            math.isnan(x.lat[i]) or math.isnan(x.lon[i]) or x.gps_acc[i] > f32(s.gps_acc_max_m)
+        ):
             bits |= Q_GPS
         if not math.isnan(x.motion[i]):
             bits |= Q_MOTION
@@ -179,7 +183,9 @@ def minutes(ts: np.ndarray, hr: np.ndarray, good: np.ndarray, min_samples: int) 
     for m in order[:-1]:
         sel = fresh & (keys == m) & (good & Q_HR > 0)
         k = int(sel.sum())
-        rows.append((float((m + 1) * 60000), float(hr[sel].mean()) if k >= min_samples else np.nan, k))
+        rows.append(
+            (float((m + 1) * 60000), float(hr[sel].mean()) if k >= min_samples else np.nan, k)
+        )
     return np.array(rows, dtype=np.float64).reshape(-1, 3)
 
 
@@ -304,7 +310,10 @@ def man_down(x: Series, good: np.ndarray, s: DetectorSettings) -> tuple[np.ndarr
                 fall_start = None
             else:
                 fall[i] = 1.0
-                if still_since is not None and t - max(still_since, fall_start) >= s.fall_still_s * 1000:
+                if (
+                    still_since is not None
+                    and t - max(still_since, fall_start) >= s.fall_still_s * 1000
+                ):
                     fall[i] = 2.0
     return sos, fall, still
 
@@ -358,7 +367,7 @@ def distance_m(lat1: float, lon1: float, lat2: Any, lon2: Any) -> Any:
 def offline(ts: np.ndarray, warn_ms: int, crit_ms: int, now: int) -> list[tuple[int, int]]:
     """(ts, level) of device_offline changes for one monitored device's sample times."""
     out = []
-    for a, b in zip(ts[:-1].tolist() + [ts[-1]], ts[1:].tolist() + [now], strict=True):
+    for a, b in zip([*ts[:-1].tolist(), ts[-1]], [*ts[1:].tolist(), now], strict=True):
         raised = False
         if b - a >= warn_ms:
             out.append((a + warn_ms, 2))

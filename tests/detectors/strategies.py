@@ -50,7 +50,9 @@ def series(draw: st.DrawFn, max_size: int = 120) -> Series:
 def seeded(seed: int, n: int = 1500) -> Series:
     """A longer 1 Hz series with episodes: desaturation, still period, flags, dropouts."""
     rng = np.random.default_rng(seed)
-    ts = T0 + np.cumsum(rng.choice([1000, 1000, 1000, 2000, 12_000], size=n, p=[0.9, 0.05, 0.03, 0.015, 0.005]))
+    ts = T0 + np.cumsum(
+        rng.choice([1000, 1000, 1000, 2000, 12_000], size=n, p=[0.9, 0.05, 0.03, 0.015, 0.005])
+    )
     hr = np.round(90 + 40 * np.sin(np.arange(n) / 200) + rng.normal(0, 4, n))
     spo2 = np.round(np.clip(97 + rng.normal(0, 1, n), 50, 100))
     a = int(rng.integers(100, n - 200))

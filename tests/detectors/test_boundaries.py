@@ -30,8 +30,12 @@ def quality_bits(x: Series) -> np.ndarray:
     det = QualityDetector(S)
     det.grow(1)
     ctx = batch_context(
-        slot=np.zeros(len(b), np.int32), n_slots=1, batch=b, events=EventBuffer(4),
-        minutes=MinuteBuffer(4), now_ms=0,
+        slot=np.zeros(len(b), np.int32),
+        n_slots=1,
+        batch=b,
+        events=EventBuffer(4),
+        minutes=MinuteBuffer(4),
+        now_ms=0,
     )
     det.update(ctx)
     return ctx.quality
@@ -144,7 +148,10 @@ def test_core_temp_acclimatized_warning_boundary(ct: float, fires: bool) -> None
     assert bool(_ct_run(ct, 2, WorkerProfile("w", acclimatized=True))) is fires
 
 
-@pytest.mark.parametrize(("ct", "minutes", "critical"), [(38.99, 6, False), (39.0, 4, False), (39.0, 5, True), (39.01, 6, True)])  # noqa: E501
+@pytest.mark.parametrize(
+    ("ct", "minutes", "critical"),
+    [(38.99, 6, False), (39.0, 4, False), (39.0, 5, True), (39.01, 6, True)],
+)
 def test_core_temp_critical_boundary(ct: float, minutes: int, critical: bool) -> None:
     """CT ≥ 39.0 °C held for 4 min is critical (minute records at minute ends)."""
     levels = [lvl for _, lvl in _ct_run(ct, minutes)]
@@ -161,14 +168,20 @@ def _strain_levels(psi_target: float) -> list[int]:
     mb.hr[0] = 60.0 + psi_target * 120.0 / 5.0
     mb.n[0] = 1
     ctx = batch_context(
-        slot=np.empty(0, np.int32), n_slots=1, batch=SampleBatch.empty(), events=EventBuffer(4),
-        minutes=mb, now_ms=0,
+        slot=np.empty(0, np.int32),
+        n_slots=1,
+        batch=SampleBatch.empty(),
+        events=EventBuffer(4),
+        minutes=mb,
+        now_ms=0,
     )
     det.update(ctx)
     return [int(v) for v in ctx.events.rows()[2]]
 
 
-@pytest.mark.parametrize(("psi", "level"), [(6.99, None), (7.0, 2), (7.01, 2), (8.99, 2), (9.0, 3), (9.01, 3)])  # noqa: E501
+@pytest.mark.parametrize(
+    ("psi", "level"), [(6.99, None), (7.0, 2), (7.01, 2), (8.99, 2), (9.0, 3), (9.01, 3)]
+)
 def test_strain_psi_boundaries(psi: float, level: int | None) -> None:
     """PSI ≥ 7 is high strain (warning), ≥ 9 very high (critical)."""
     assert _strain_levels(psi) == ([] if level is None else [level])
@@ -184,8 +197,12 @@ def _drift_levels(x: float) -> list[int]:
     mb = MinuteBuffer(4)
     mb.slot[0], mb.end_ts[0], mb.hr[0], mb.n[0] = 0, T0, x, 1
     ctx = batch_context(
-        slot=np.empty(0, np.int32), n_slots=1, batch=SampleBatch.empty(), events=EventBuffer(4),
-        minutes=mb, now_ms=0,
+        slot=np.empty(0, np.int32),
+        n_slots=1,
+        batch=SampleBatch.empty(),
+        events=EventBuffer(4),
+        minutes=mb,
+        now_ms=0,
     )
     det.update(ctx)
     return [int(v) for v in ctx.events.rows()[2]]
@@ -212,7 +229,10 @@ def test_recovery_limit_boundary(hr: float, fires: bool) -> None:
     assert bool(_recovery(hr)) is fires
 
 
-@pytest.mark.parametrize(("still_s", "levels"), [(59, []), (60, [1]), (79, [1]), (80, [1, 2]), (89, [1, 2]), (90, [1, 2, 3])])  # noqa: E501
+@pytest.mark.parametrize(
+    ("still_s", "levels"),
+    [(59, []), (60, [1]), (79, [1]), (80, [1, 2]), (89, [1, 2]), (90, [1, 2, 3])],
+)
 def test_no_motion_prewarnings_and_limit(still_s: int, levels: list[int]) -> None:
     """No motion: notice at N − 30 s, warning at N − 10 s, critical at N s (N = 90)."""
     n = still_s + 1
@@ -235,7 +255,8 @@ def test_fall_then_still_escalates_after_30s(still_s: int, critical: bool) -> No
     flags = np.r_[[2], np.zeros(n - 1, dtype=int)]
     _, log, _ = run(Series.make(secs(n), motion=motion, flags=flags))
     levels = [lvl for _, lvl in of_kind(log, AlarmKind.FALL)]
-    assert levels[0] == 2 and (3 in levels) is critical
+    assert levels[0] == 2
+    assert (3 in levels) is critical
 
 
 def test_sos_flag_is_critical_at_once_and_clears_after_latch() -> None:
@@ -259,7 +280,9 @@ def test_skin_temp_level_boundary(value: float, fires: bool) -> None:
 FENCE = Geofence("P1", 30.7395, 121.3442, 50.0, (DEVICE,), None)
 
 
-@pytest.mark.parametrize(("gap_ms", "levels"), [(59_999, []), (60_000, [2, 0]), (120_000, [2, 3, 0])])
+@pytest.mark.parametrize(
+    ("gap_ms", "levels"), [(59_999, []), (60_000, [2, 0]), (120_000, [2, 3, 0])]
+)
 def test_device_offline_boundaries(gap_ms: int, levels: list[int]) -> None:
     """A silence of 60 s on a permit is a warning, 120 s critical; the next sample clears."""
     ts = np.array([T0, T0 + 1000, T0 + 1000 + gap_ms])

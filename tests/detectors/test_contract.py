@@ -35,8 +35,11 @@ class Stack:
     def process(self, x: Series, slot: int = 0) -> list[tuple[int, int, int, int]]:
         b = to_batch(x)
         ctx = batch_context(
-            slot=np.full(len(b), slot, np.int32), n_slots=self.det.capacity, batch=b,
-            events=EventBuffer(2), minutes=MinuteBuffer(2),
+            slot=np.full(len(b), slot, np.int32),
+            n_slots=self.det.capacity,
+            batch=b,
+            events=EventBuffer(2),
+            minutes=MinuteBuffer(2),
             now_ms=int(b.ts_ms.max()) if len(b) else 0,
         )
         order = {d.name: d for d in (*self.feed, self.det)}
@@ -75,7 +78,9 @@ def test_detector_state_round_trip_resumes_identically(cls: type[Detector]) -> N
     x = seeded(8)
     half = len(x.ts) // 2
     whole = Stack(cls)
-    ev_whole = whole.process(_slice(x, slice(None, half))) + whole.process(_slice(x, slice(half, None)))
+    ev_whole = whole.process(_slice(x, slice(None, half))) + whole.process(
+        _slice(x, slice(half, None))
+    )
     first = Stack(cls)
     ev_first = first.process(_slice(x, slice(None, half)))
     second = Stack(cls)
@@ -111,7 +116,8 @@ def test_detector_uniform_interface(cls: type[Detector]) -> None:
     """Every detector names itself, its kinds, scores sized per slot, and grows keeping state."""
     d = cls(S)
     d.grow(3)
-    assert isinstance(d.name, str) and d.name
+    assert isinstance(d.name, str)
+    assert d.name
     assert all(isinstance(k, AlarmKind) for k in d.kinds)
     for name, arr in d.scores().items():
         assert arr.shape[0] == 3, name

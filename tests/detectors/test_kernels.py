@@ -23,7 +23,7 @@ from detectors.spo2 import SpO2Detector
 from detectors.strain import StrainDetector
 from tests.detectors import naive
 from tests.detectors.conftest import DEVICE, of_kind, run
-from tests.detectors.strategies import series, seeded
+from tests.detectors.strategies import seeded, series
 
 S = DetectorSettings(
     # short windows so that hypothesis-sized series reach every rule
@@ -32,12 +32,15 @@ S = DetectorSettings(
     fall_still_s=10, sos_latch_s=5, fall_latch_s=10, recovery_after_s=20, active_min_s=10,
     skin_warmup_s=30, skin_high_s=10, skin_rate_s=10, skin_high_c=36.0, fault_clear_s=10,
     ct_warn_unacclimatized_c=37.3, ct_critical_c=37.6, ct_critical_minutes=2, psi_high=3,
-    psi_very_high=5, offline_warning_s=20, offline_critical_s=60, geofence_warning_s=5, geofence_critical_s=20,
+    psi_very_high=5, offline_warning_s=20, offline_critical_s=60, geofence_warning_s=5,
+    geofence_critical_s=20,
 )  # fmt: skip
 HYP = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def expected(det: type[Detector], ts: np.ndarray, scores: np.ndarray, vals: np.ndarray | None = None) -> dict[AlarmKind, list[tuple[int, int]]]:  # noqa: E501
+def expected(
+    det: type[Detector], ts: np.ndarray, scores: np.ndarray, vals: np.ndarray | None = None
+) -> dict[AlarmKind, list[tuple[int, int]]]:
     """The reference policy's level changes for a detector's rules and default limits."""
     d = det(S)
     t = d.rules
@@ -47,7 +50,9 @@ def expected(det: type[Detector], ts: np.ndarray, scores: np.ndarray, vals: np.n
     ]
     on, off = d.limits(None)
     keep = ~np.isnan(scores).all(axis=1)
-    out = naive.levels(ts[keep], scores[keep], (scores if vals is None else vals)[keep], rules, on, off)
+    out = naive.levels(
+        ts[keep], scores[keep], (scores if vals is None else vals)[keep], rules, on, off
+    )
     res: dict[AlarmKind, list[tuple[int, int]]] = {k: [] for k in t.kinds}
     for ts_, k, lvl, _ in out:
         res[t.kinds[k]].append((ts_, lvl))
@@ -55,7 +60,7 @@ def expected(det: type[Detector], ts: np.ndarray, scores: np.ndarray, vals: np.n
 
 
 def check_quality(x: naive.Series) -> None:
-    q, fault = naive.quality(x, S)
+    _q, fault = naive.quality(x, S)
     p, log, _ = run(x, S, cuts=[len(x.ts) // 3])
     exp = expected(QualityDetector, x.ts, fault[:, None])
     assert of_kind(log, AlarmKind.SENSOR_FAULT) == exp[AlarmKind.SENSOR_FAULT]
@@ -74,8 +79,12 @@ def check_quality_bits(x: naive.Series) -> None:
     det = QualityDetector(S)
     det.grow(1)
     ctx = batch_context(
-        slot=np.zeros(len(b), np.int32), n_slots=1, batch=b, events=EventBuffer(4),
-        minutes=MinuteBuffer(4), now_ms=0,
+        slot=np.zeros(len(b), np.int32),
+        n_slots=1,
+        batch=b,
+        events=EventBuffer(4),
+        minutes=MinuteBuffer(4),
+        now_ms=0,
     )
     det.update(ctx)
     np.testing.assert_array_equal(ctx.quality.astype(np.int64), q)
@@ -105,7 +114,9 @@ def check_skin(x: naive.Series) -> None:
     assert of_kind(log, AlarmKind.SKIN_TEMP_HIGH) == exp[AlarmKind.SKIN_TEMP_HIGH]
     if len(good):
         assert p.scores(DEVICE)["skin_temp.level"] == pytest.approx(level[good[-1]], rel=1e-9)
-        assert p.scores(DEVICE)["skin_temp.rate"] == pytest.approx(rate[good[-1]], rel=1e-6, abs=1e-9)
+        assert p.scores(DEVICE)["skin_temp.rate"] == pytest.approx(
+            rate[good[-1]], rel=1e-6, abs=1e-9
+        )
 
 
 def check_man_down(x: naive.Series) -> None:
@@ -143,7 +154,9 @@ def check_minute_level(x: naive.Series) -> None:
     psi = naive.psi(ct, hr, S.default_resting_hr, S)
     exp = expected(StrainDetector, end, np.stack([psi, psi], 1))
     assert of_kind(log, AlarmKind.STRAIN_HIGH) == exp[AlarmKind.STRAIN_HIGH]
-    count = naive.sustained(hr, minute, S.hr_sustained_base_bpm - S.default_age, S.hr_sustained_hysteresis_bpm)
+    count = naive.sustained(
+        hr, minute, S.hr_sustained_base_bpm - S.default_age, S.hr_sustained_hysteresis_bpm
+    )
     assert p.scores(DEVICE)["hr_sustained.above"] == count[-1]
     exp = expected(SustainedHeartRateDetector, end, count[:, None])
     assert of_kind(log, AlarmKind.HR_SUSTAINED_HIGH) == exp[AlarmKind.HR_SUSTAINED_HIGH]
@@ -163,7 +176,9 @@ def check_presence(x: naive.Series) -> None:
     fresh = (q & naive.Q_FRESH) > 0
     now = int(x.ts.max()) + 90_000
     _, log, _ = run(x, S, fences=[FENCE], now_ms=now)
-    exp_off = naive.offline(x.ts[fresh], round(S.offline_warning_s * 1000), round(S.offline_critical_s * 1000), now)
+    exp_off = naive.offline(
+        x.ts[fresh], round(S.offline_warning_s * 1000), round(S.offline_critical_s * 1000), now
+    )
     assert of_kind(log, AlarmKind.DEVICE_OFFLINE) == exp_off
     gps = fresh & ((q & naive.Q_GPS) > 0)
     d = naive.distance_m(FENCE.lat, FENCE.lon, x.lat, x.lon) - FENCE.radius_m
@@ -199,9 +214,7 @@ def test_kernel_hypothesis_series_matches_reference(check, x) -> None:  # type: 
     check(x)
 
 
-@given(
-    lat=st.floats(30.0, 31.0), dn=st.floats(-800, 800), de=st.floats(-800, 800)
-)
+@given(lat=st.floats(30.0, 31.0), dn=st.floats(-800, 800), de=st.floats(-800, 800))
 @settings(max_examples=60, deadline=None)
 def test_distance_short_range_matches_haversine(lat: float, dn: float, de: float) -> None:
     """The equirectangular distance is within 5 cm of haversine up to ~1 km."""

@@ -22,4 +22,5 @@ def test_kernels_without_jit_match_references() -> None:
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     tail = proc.stdout[-3000:] + proc.stderr[-2000:]
     assert proc.returncode == 0, tail
-    assert " passed" in proc.stdout and "failed" not in proc.stdout.splitlines()[-1], tail
+    assert " passed" in proc.stdout, tail
+    assert "failed" not in proc.stdout.splitlines()[-1], tail

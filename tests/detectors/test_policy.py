@@ -27,10 +27,25 @@ def _run_kernel(ts: np.ndarray, scores: np.ndarray) -> list[tuple[int, int, int,
     table.grow(1)
     ev = EventBuffer(8 * len(ts) + 8)
     for i, t in enumerate(ts.tolist()):
-        step_rules(0, t, scores[i], scores[i], *table.args(), ev.slot, ev.kind, ev.level, ev.ts, ev.value, ev.n)  # noqa: E501
-    slot, kind, level, t_, value = ev.rows()
+        step_rules(
+            0,
+            t,
+            scores[i],
+            scores[i],
+            *table.args(),
+            ev.slot,
+            ev.kind,
+            ev.level,
+            ev.ts,
+            ev.value,
+            ev.n,
+        )
+    _slot, kind, level, t_, value = ev.rows()
     local = {int(c): i for i, c in enumerate(table.kind_codes)}
-    return [(int(a), local[int(k)], int(lv), float(v)) for a, k, lv, v in zip(t_, kind, level, value, strict=True)]
+    return [
+        (int(a), local[int(k)], int(lv), float(v))
+        for a, k, lv, v in zip(t_, kind, level, value, strict=True)
+    ]
 
 
 @given(
@@ -47,7 +62,12 @@ def test_step_rules_random_scores_match_reference(steps: list[int], data: st.Dat
     y = data.draw(st.lists(picky, min_size=n, max_size=n))
     ts = 1_000_000 + np.cumsum(steps)
     scores = np.stack([x, x, y, y], 1).astype(np.float64)
-    rules = [(0, 2, "<", 3000, 2000), (0, 3, "<=", 1000, 0), (1, 2, ">=", 0, 1000), (1, 3, ">", 2000, 1000)]
+    rules = [
+        (0, 2, "<", 3000, 2000),
+        (0, 3, "<=", 1000, 0),
+        (1, 2, ">=", 0, 1000),
+        (1, 3, ">", 2000, 1000),
+    ]
     exp = naive.levels(ts, scores, scores, rules, ON, OFF)
     got = _run_kernel(ts, scores)
     assert [(a, b, c) for a, b, c, _ in got] == [(a, b, c) for a, b, c, _ in exp]
@@ -73,7 +93,8 @@ def test_alarm_book_raise_escalate_deescalate_clear() -> None:
     assert [s.state if s else None for s in states] == [
         AlarmState.RAISED, AlarmState.ESCALATED, None, AlarmState.ESCALATED, AlarmState.CLEARED,
     ]  # fmt: skip
-    assert states[1] is not None and states[1].severity == Severity.CRITICAL
+    assert states[1] is not None
+    assert states[1].severity == Severity.CRITICAL
     assert book.open == {}
 
 
@@ -85,9 +106,13 @@ def test_alarm_book_two_devices_one_worker_one_alarm() -> None:
     b = book.apply(ts_ms=2, device_id="band", level=2, **kw)  # type: ignore[arg-type]
     c = book.apply(ts_ms=3, device_id="helmet", level=0, **kw)  # type: ignore[arg-type]
     d = book.apply(ts_ms=4, device_id="band", level=0, **kw)  # type: ignore[arg-type]
-    assert a is not None and a.state == AlarmState.RAISED
-    assert b is None and c is None
-    assert d is not None and d.state == AlarmState.CLEARED and d.device_id == "band"
+    assert a is not None
+    assert a.state == AlarmState.RAISED
+    assert b is None
+    assert c is None
+    assert d is not None
+    assert d.state == AlarmState.CLEARED
+    assert d.device_id == "band"
 
 
 def test_alarm_book_acknowledge_once_then_round_trips() -> None:
@@ -96,6 +121,8 @@ def test_alarm_book_acknowledge_once_then_round_trips() -> None:
     book.apply(ts_ms=1, device_id="d", worker_id=None, kind=AlarmKind.SOS, level=3, value=1.0)
     ack = book.acknowledge(ts_ms=2, device_id="d", worker_id=None, kind=AlarmKind.SOS)
     again = book.acknowledge(ts_ms=3, device_id="d", worker_id=None, kind=AlarmKind.SOS)
-    assert ack is not None and ack.state == AlarmState.ACKNOWLEDGED and again is None
+    assert ack is not None
+    assert ack.state == AlarmState.ACKNOWLEDGED
+    assert again is None
     copy = AlarmBook.from_json(book.to_json())
     assert copy.open[("device:d", AlarmKind.SOS)].acknowledged is True

@@ -33,10 +33,9 @@ def write_scenario(folder: Path) -> tuple[Path, Path, Path]:
     tel = folder / "t.csv"
     tel.write_text("\n".join(rows) + "\n")
     workers = folder / "w.json"
-    workers.write_bytes(orjson.dumps([
-        {"device_id": "w1", "worker_id": "alice", "age": 30, "acclimatized": False, "resting_hr": 60},
-        {"device_id": "w2", "worker_id": "bob", "age": 50, "acclimatized": True, "resting_hr": None},
-    ]))  # fmt: skip
+    alice = {"device_id": "w1", "worker_id": "alice", "age": 30, "acclimatized": False}
+    bob = {"device_id": "w2", "worker_id": "bob", "age": 50, "acclimatized": True}
+    workers.write_bytes(orjson.dumps([{**alice, "resting_hr": 60}, {**bob, "resting_hr": None}]))
     permits = folder / "p.json"
     permits.write_bytes(orjson.dumps([
         {"permit_id": "P-7", "type": "confined_space", "level": "special", "devices": ["w1", "w2"],
@@ -49,20 +48,41 @@ def test_replay_cli_writes_documented_alarm_records(tmp_path: Path) -> None:
     """The command writes one alarm object per line with the documented keys and values."""
     tel, workers, permits = write_scenario(tmp_path)
     out = tmp_path / "events.jsonl"
-    argv = ["replay", "--telemetry", str(tel), "--workers", str(workers), "--permits", str(permits), "--out", str(out)]  # noqa: E501
+    argv = [
+        "replay",
+        "--telemetry",
+        str(tel),
+        "--workers",
+        str(workers),
+        "--permits",
+        str(permits),
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     lines = [orjson.loads(x) for x in out.read_bytes().splitlines()]
     assert lines, "no events"
     for r in lines:
-        assert list(r) == ["type", "ts_ms", "device_id", "worker_id", "kind", "severity", "state", "value"]
-        assert r["type"] == "alarm" and r["state"] in ("raised", "escalated", "cleared")
+        assert list(r) == [
+            "type",
+            "ts_ms",
+            "device_id",
+            "worker_id",
+            "kind",
+            "severity",
+            "state",
+            "value",
+        ]
+        assert r["type"] == "alarm"
+        assert r["state"] in ("raised", "escalated", "cleared")
     got = {(r["device_id"], r["worker_id"], r["kind"], r["state"]) for r in lines}
     assert ("w1", "alice", "spo2_low", "raised") in got
     assert ("w1", "alice", "sos", "raised") in got
     assert ("w1", "alice", "geofence_exit", "raised") in got
     assert ("wt", None, "device_offline", "raised") in got
     sos = next(r for r in lines if r["kind"] == "sos")
-    assert sos["ts_ms"] == T0 + 200_000 and sos["severity"] == "critical"
+    assert sos["ts_ms"] == T0 + 200_000
+    assert sos["severity"] == "critical"
 
 
 def test_replay_same_input_byte_identical_output(tmp_path: Path) -> None:
@@ -71,10 +91,24 @@ def test_replay_same_input_byte_identical_output(tmp_path: Path) -> None:
     outs = []
     for k in range(2):
         out = tmp_path / f"e{k}.jsonl"
-        cmd = [sys.executable, "-c", "import sys; from api.cli import main; sys.exit(main())", "replay", "--telemetry", str(tel), "--workers", str(workers), "--permits", str(permits), "--out", str(out)]  # noqa: E501
+        cmd = [
+            sys.executable,
+            "-c",
+            "import sys; from api.cli import main; sys.exit(main())",
+            "replay",
+            "--telemetry",
+            str(tel),
+            "--workers",
+            str(workers),
+            "--permits",
+            str(permits),
+            "--out",
+            str(out),
+        ]
         subprocess.run(cmd, check=True, capture_output=True, cwd=Path(__file__).parents[2])
         outs.append(out.read_bytes())
-    assert outs[0] == outs[1] and outs[0]
+    assert outs[0] == outs[1]
+    assert outs[0]
 
 
 @pytest.mark.parametrize("batch_ms", [250, 5000, 60_000])
@@ -83,7 +117,9 @@ def test_replay_batch_size_changes_no_event(tmp_path: Path, batch_ms: int) -> No
     tel, workers, _ = write_scenario(tmp_path)
     t = read_telemetry(tel)
     w = read_workers(workers)
-    ref = sorted(orjson.dumps(r) for r in replay(t, workers=w, permits=[], settings=DetectorSettings()))
+    ref = sorted(
+        orjson.dumps(r) for r in replay(t, workers=w, permits=[], settings=DetectorSettings())
+    )
     got = sorted(
         orjson.dumps(r)
         for r in replay(t, workers=w, permits=[], settings=DetectorSettings(), batch_ms=batch_ms)
@@ -116,7 +152,8 @@ def test_replay_cli_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixt
     w.write_text("[]")
     out = tmp_path / "o.jsonl"
     assert main(["replay", "--telemetry", str(p), "--workers", str(w), "--out", str(out)]) == 2
-    assert "header" in capsys.readouterr().err and not out.exists()
+    assert "header" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_replay_unsorted_csv_is_replayed_in_time_order(tmp_path: Path) -> None:

@@ -23,7 +23,9 @@ FENCE = Geofence("P1", 30.7395, 121.3442, 40.0, (DEVICE,), None)
 def _halves(x: Series) -> tuple[Series, Series]:
     h = len(x.ts) // 2
     cut = {k: getattr(x, k) for k in x.__dataclass_fields__}
-    return Series(**{k: v[:h] for k, v in cut.items()}), Series(**{k: v[h:] for k, v in cut.items()})
+    return Series(**{k: v[:h] for k, v in cut.items()}), Series(
+        **{k: v[h:] for k, v in cut.items()}
+    )
 
 
 def test_snapshot_restore_continues_exactly_as_uninterrupted() -> None:
@@ -45,7 +47,10 @@ def test_snapshot_restore_continues_exactly_as_uninterrupted() -> None:
 
 def test_snapshot_keeps_core_temp_estimate_not_reset() -> None:
     """A restored pipeline keeps a worker's warmed core-temperature estimate (not 37.0)."""
-    x = Series.make(1_717_200_000_000 + np.arange(0, 1800_000, 2000), hr=np.full(900, 150.0) + np.arange(900) % 2)  # noqa: E501
+    x = Series.make(
+        1_717_200_000_000 + np.arange(0, 1800_000, 2000),
+        hr=np.full(900, 150.0) + np.arange(900) % 2,
+    )
     p, _, _ = run(x, S)
     ct = p.scores(DEVICE)["core_temp.ct"]
     assert ct > 37.3
@@ -73,7 +78,8 @@ async def test_snapshot_repository_round_trip_real_database(database_url: str) -
         saved = await save_snapshot(conn=conn, shard="site-a:0", pipeline=p)
         again = await save_snapshot(conn=conn, shard="site-a:0", pipeline=p)  # upsert
         loaded = await load_snapshot(conn=conn, shard="site-a:0")
-        assert loaded is not None and loaded.data == saved.data
+        assert loaded is not None
+        assert loaded.data == saved.data
         assert (loaded.devices, loaded.samples, loaded.version) == (1, len(x.ts), 1)
         assert again.saved_at >= saved.saved_at
         fresh = DetectorPipeline(S)
@@ -86,10 +92,15 @@ async def test_snapshot_repository_round_trip_real_database(database_url: str) -
 async def test_snapshot_table_refuses_illegal_rows(database_url: str) -> None:
     """Constraints: empty snapshot, bad checksum length and bad shard names are refused."""
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        for shard, blob, digest in [("ok", b"", b"x" * 32), ("ok", b"x", b"short"), (" bad", b"x", b"x" * 32)]:  # noqa: E501
+        for shard, blob, digest in [
+            ("ok", b"", b"x" * 32),
+            ("ok", b"x", b"short"),
+            (" bad", b"x", b"x" * 32),
+        ]:
             with pytest.raises(psycopg.errors.CheckViolation):
                 await conn.execute(
-                    "INSERT INTO detector_snapshots (shard, version, devices, samples, snapshot, sha256) "  # noqa: E501
+                    "INSERT INTO detector_snapshots "
+                    "(shard, version, devices, samples, snapshot, sha256) "
                     "VALUES (%s, 1, 0, 0, %s, %s)",
                     (shard, blob, digest),
                 )
