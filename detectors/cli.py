@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _header() -> str:
-    from detectors.replay import CSV_HEADER
+    from detectors.models import CSV_HEADER  # light: no Numba at CLI start
 
     return ",".join(CSV_HEADER)
 

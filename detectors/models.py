@@ -27,6 +27,12 @@ class AlarmKind(StrEnum):
     WATCHER_AWAY = "watcher_away"
 
 
+#: Columns of the replay CSV (``permitpulse replay --telemetry``); empty cell = missing.
+CSV_HEADER: Final = (
+    "device_id", "ts_ms", "hr", "skin_temp", "spo2", "lat", "lon", "gps_acc", "motion",
+    "battery", "flags",
+)  # fmt: skip
+
 #: Kind ↔ small integer code (kernels emit codes; Python turns them back into kinds).
 KINDS: Final[tuple[AlarmKind, ...]] = tuple(AlarmKind)
 KIND_CODE: Final[dict[AlarmKind, int]] = {k: i for i, k in enumerate(KINDS)}

@@ -12,22 +12,16 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final, Protocol
+from typing import IO, Any, Protocol
 
 import numpy as np
 import orjson
 
 from detectors.config import DetectorSettings
 from detectors.errors import ReplayInputError
-from detectors.models import AlarmEvent, Geofence, WorkerProfile
+from detectors.models import CSV_HEADER, AlarmEvent, Geofence, WorkerProfile
 from detectors.pipeline import DetectorPipeline
 from ingest.wire import KNOWN_FLAGS, RECORD_DTYPE, SampleBatch
-
-CSV_HEADER: Final = (
-    "device_id", "ts_ms", "hr", "skin_temp", "spo2", "lat", "lon", "gps_acc", "motion",
-    "battery", "flags",
-)  # fmt: skip
-_VALUES: Final = CSV_HEADER[2:10]
 
 
 @dataclass(frozen=True, slots=True)
