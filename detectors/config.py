@@ -150,6 +150,14 @@ class DetectorSettings(BaseModel):
         "1-min means vary by ≥ 10 bpm; with 5 bpm the real Empatica session false-alarmed).",
         gt=0,
     )
+    drift_rho_max: float = _f(
+        0.9,
+        "hr_drift: cap of the warm-up's lag-1 autocorrelation ρ used to inflate σ to the "
+        "long-run σ·√((1+ρ)/(1−ρ)) of autocorrelated 1-min means (Montgomery, Introduction "
+        "to Statistical Quality Control, CUSUM on autocorrelated data); 0 disables.",
+        ge=0,
+        lt=1,
+    )
     drift_hold_minutes: float = _f(
         5.0,
         "hr_drift: the CUSUM must stay over h this long (policy: a short burst of work is "

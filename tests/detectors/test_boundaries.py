@@ -193,7 +193,7 @@ def _drift_levels(x: float) -> list[int]:
     det.grow(1)
     det.configure(0, None)
     a = det.arrays
-    a["nb"][0], a["mean"][0], a["m2"][0] = s.drift_warmup_minutes, 70.0, 0.0  # σ → floor 10
+    a["nb"][0], a["mean"][0], a["sigma"][0] = s.drift_warmup_minutes, 70.0, 10.0
     mb = MinuteBuffer(4)
     mb.slot[0], mb.end_ts[0], mb.hr[0], mb.n[0] = 0, T0, x, 1
     ctx = batch_context(
@@ -210,7 +210,7 @@ def _drift_levels(x: float) -> list[int]:
 
 @pytest.mark.parametrize(("hr", "fires"), [(124.9, False), (125.0, True), (125.1, True)])
 def test_drift_cusum_h_boundary(hr: float, fires: bool) -> None:
-    """CUSUM ≥ h = 5σ raises hr_drift: (125 − 70)/10 − 0.5 = 5.0 exactly."""
+    """CUSUM ≥ h = 5σ raises hr_drift: with σ = 10, (125 − 70)/10 − 0.5 = 5.0 exactly."""
     assert bool(_drift_levels(hr)) is fires
 
 

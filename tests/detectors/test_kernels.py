@@ -160,7 +160,9 @@ def check_minute_level(x: naive.Series) -> None:
     assert p.scores(DEVICE)["hr_sustained.above"] == count[-1]
     exp = expected(SustainedHeartRateDetector, end, count[:, None])
     assert of_kind(log, AlarmKind.HR_SUSTAINED_HIGH) == exp[AlarmKind.HR_SUSTAINED_HIGH]
-    cs = naive.cusum(hr, S.drift_warmup_minutes, S.drift_k_sigma, S.drift_sigma_floor_bpm)
+    cs = naive.cusum(
+        hr, S.drift_warmup_minutes, S.drift_k_sigma, S.drift_sigma_floor_bpm, S.drift_rho_max
+    )
     exp = expected(DriftDetector, end, cs[:, None])
     assert of_kind(log, AlarmKind.HR_DRIFT) == exp[AlarmKind.HR_DRIFT]
     done = cs[~np.isnan(cs)]
