@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from detectors.errors import DetectorError, ReplayInputError, SnapshotError
 from ingest.errors import DecodeError, PermitPulseError
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ ERROR_TABLE: dict[type[PermitPulseError], tuple[int, str]] = {
     NotFoundError: (404, "not_found"),
     InvalidQueryError: (422, "invalid_query"),
     DecodeError: (422, "decode_error"),
+    ReplayInputError: (422, "replay_input_error"),
+    SnapshotError: (409, "snapshot_error"),
+    DetectorError: (400, "detector_error"),
     PermitPulseError: (400, "error"),
 }
 
