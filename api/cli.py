@@ -54,10 +54,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _package_commands() -> list[Callable[[Any], None]]:
     """Each package registers its own sub-commands; the handler gets (settings, args)."""
+    from detectors.cli import register as replay
     from firmware_sim.cli import register as simulator
     from permits.cli import register as permits
 
-    return [simulator, permits]
+    return [simulator, permits, replay]
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from detectors.errors import DetectorError, ReplayInputError, SnapshotError
 from ingest.errors import DecodeError, PermitPulseError
 from permits.errors import (
     ConflictDetected,
@@ -63,6 +64,9 @@ ERROR_TABLE: dict[type[PermitPulseError], tuple[int, str]] = {
     EvidenceRejected: (415, "evidence_rejected"),
     RuleViolation: (422, "rule_violation"),
     PermitError: (400, "permit_error"),
+    ReplayInputError: (422, "replay_input_error"),
+    SnapshotError: (409, "snapshot_error"),
+    DetectorError: (400, "detector_error"),
     PermitPulseError: (400, "error"),
 }
 

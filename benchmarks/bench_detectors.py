@@ -1,0 +1,186 @@
+"""Benchmark: the full detector pass over 10 000 devices × 60 s (1 Hz), in one batch.
+
+Prints ONE JSON object: samples per second of `DetectorPipeline.process` (every detector,
+slot mapping and the alarm lifecycle), against (a) the plain-numpy references of
+``tests/detectors/naive.py`` run over a subset of the same devices (they are per-device
+Python loops, so they are timed on ``--ref-devices`` devices and compared per sample) and
+(b) ``np.copyto`` of the same input columns (the memory-bandwidth floor), all in this run.
+The first-call compile cost is measured in fresh processes: cold (empty Numba cache) and
+warm (cache filled), which is what a restart pays before serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from detectors.config import DetectorSettings  # noqa: E402
+from detectors.models import Geofence  # noqa: E402
+from detectors.pipeline import DetectorPipeline  # noqa: E402
+from ingest.wire import RECORD_DTYPE, SampleBatch  # noqa: E402
+
+T0 = 1_717_228_800_000
+LAT, LON = 30.7395, 121.3442
+
+
+def minute_batch(
+    devices: tuple[str, ...], minute: int, seconds: int, rng: np.random.Generator
+) -> SampleBatch:
+    """``seconds`` samples per device, time-major (as the ingest delivers them)."""
+    n_dev = len(devices)
+    n = n_dev * seconds
+    rec = np.empty(n, dtype=RECORD_DTYPE)
+    rec["dev"] = np.tile(np.arange(n_dev, dtype=np.uint16), seconds)
+    rec["seq"] = minute * seconds + np.repeat(np.arange(seconds), n_dev)
+    rec["ts_ms"] = (
+        T0 + minute * 60_000 + np.repeat(np.arange(seconds, dtype=np.int64) * 1000, n_dev)
+    )
+    rec["hr"] = np.round(rng.normal(95, 12, n))
+    rec["skin_temp"] = rng.normal(33.5, 0.3, n)
+    rec["spo2"] = np.round(np.clip(rng.normal(97.5, 1.0, n), 50, 100))
+    rec["lat"] = LAT + rng.normal(0, 0.0002, n)
+    rec["lon"] = LON + rng.normal(0, 0.0002, n)
+    rec["gps_acc"] = rng.uniform(2, 8, n)
+    rec["motion"] = np.abs(rng.normal(0.2, 0.1, n))
+    rec["battery"] = 80.0
+    rec["flags"] = (rng.random(n) < 1e-5).astype(np.uint16)  # a few SOS presses
+    rec["hr"][rng.random(n) < 0.01] = np.nan
+    return SampleBatch.from_records(devices, rec)
+
+
+def time_pipeline(n_dev: int, seconds: int, reps: int) -> dict[str, Any]:
+    rng = np.random.default_rng(1)
+    devices = tuple(f"d{i:05d}" for i in range(n_dev))
+    p = DetectorPipeline(DetectorSettings())
+    p.set_permits([Geofence("P", LAT, LON, 500.0, devices[1:], devices[0])])
+    p.process(minute_batch(devices, 0, seconds, rng), T0 + 60_000)  # slots, state, compile
+    batches = [minute_batch(devices, m, seconds, rng) for m in range(1, reps + 1)]
+    times, events = [], 0
+    for m, b in enumerate(batches, start=1):
+        t = time.perf_counter()
+        events += len(p.process(b, T0 + (m + 1) * 60_000))
+        times.append(time.perf_counter() - t)
+    copy_times = time_copy(batches[0], reps)
+    return {"times": times, "copy": copy_times, "samples": n_dev * seconds, "events": events,
+            "batch": batches[0], "devices": devices}  # fmt: skip
+
+
+def time_copy(b: SampleBatch, reps: int) -> list[float]:
+    cols = [getattr(b, name) for name in RECORD_DTYPE.names or ()]
+    dst = [np.empty_like(c) for c in cols]
+    out = []
+    for _ in range(reps * 3):
+        t = time.perf_counter()
+        for d, c in zip(dst, cols, strict=True):
+            np.copyto(d, c)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def time_reference(batch: SampleBatch, n_ref: int) -> tuple[float, int]:
+    """The naive references (every detector's) on the first ``n_ref`` devices' samples."""
+    from tests.detectors import naive
+
+    s = DetectorSettings()
+    series = []
+    for d in range(n_ref):
+        sel = batch.dev == d
+        series.append(
+            naive.Series.make(
+                batch.ts_ms[sel],
+                hr=batch.hr[sel],
+                spo2=batch.spo2[sel],
+                skin=batch.skin_temp[sel],
+                motion=batch.motion[sel],
+                flags=batch.flags[sel].astype(np.int64),
+                lat=batch.lat[sel],
+                lon=batch.lon[sel],
+                gps_acc=batch.gps_acc[sel],
+            )
+        )
+    n = sum(len(x.ts) for x in series)
+    t = time.perf_counter()
+    for x in series:
+        q, fault = naive.quality(x, s)
+        naive.spo2_avg(x, q, s)
+        naive.skin(x, q, s)
+        naive.man_down(x, q, s)
+        naive.recovery(x, q, s)
+        naive.distance_m(LAT, LON, x.lat, x.lon)
+        rows = naive.minutes(x.ts, x.hr, q, s.minute_min_samples)
+        if len(rows):
+            minute = rows[:, 0].astype(np.int64) // 60000
+            ct = naive.ectemp(rows[:, 1], minute, s)
+            naive.psi(ct, rows[:, 1], 70.0, s)
+            naive.sustained(rows[:, 1], minute, 140.0, 5.0)
+            naive.cusum(rows[:, 1], 30, 0.5, 10.0, 0.9)
+        sc = np.stack([fault], 1)
+        naive.levels(x.ts, sc, sc, [(0, 2, ">=", 0, 30_000)], [0.5], [0.2])
+    return time.perf_counter() - t, n
+
+
+def compile_cost() -> dict[str, float]:
+    """Seconds `DetectorPipeline.warm_up` takes in a fresh process: empty cache, then filled."""
+    code = "from detectors.pipeline import DetectorPipeline; print(DetectorPipeline.warm_up())"
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        out = {}
+        for label in ("cold_s", "cached_s"):
+            r = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True,
+                               capture_output=True, text=True)  # fmt: skip
+            out[label] = round(float(r.stdout.strip().splitlines()[-1]), 3)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--devices", type=int, default=10_000)
+    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--ref-devices", type=int, default=100)
+    args = ap.parse_args()
+    run = time_pipeline(args.devices, args.seconds, args.reps)
+    det = statistics.median(run["times"])
+    copy = statistics.median(run["copy"])
+    n_ref = min(args.ref_devices, args.devices)
+    ref_s, ref_n = time_reference(run["batch"], n_ref)
+    sps = run["samples"] / det
+    ref_sps = ref_n / ref_s
+    result = {
+        "benchmark": "detectors_full_pass",
+        "devices": args.devices,
+        "seconds_per_device": args.seconds,
+        "samples_per_batch": run["samples"],
+        "candidate": "DetectorPipeline.process (all 11 detectors, lifecycle)",
+        "samples_per_s": round(sps),
+        "detector_batch_s_median": round(det, 5),
+        "detector_batch_s_all": [round(t, 5) for t in run["times"]],
+        "baseline_numpy_reference": f"tests/detectors/naive.py on {n_ref} devices",
+        "numpy_reference_samples_per_s": round(ref_sps),
+        "ratio_vs_numpy_reference": round(sps / ref_sps, 1),
+        "baseline_memcpy": "np.copyto of the batch's 12 input columns",
+        "memcpy_s_median": round(copy, 5),
+        "memcpy_bytes": int(sum(getattr(run["batch"], c).nbytes for c in RECORD_DTYPE.names or ())),
+        "ratio_vs_memcpy": round(det / copy, 2),
+        "alarm_events": run["events"],
+        "first_call_compile": compile_cost(),
+        "targets": {"ratio_vs_numpy_reference": ">= 20", "ratio_vs_memcpy": "<= 10"},
+    }
+    print(orjson.dumps(result).decode())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""Presence during a permit (GB 30871 4.10): device offline, worker outside the permit's
+geofence, watcher away from the work point.
+
+Offline is judged against the clock: `PresenceDetector.tick` raises it for silent devices
+at the exact moment the silence crossed each limit (``last sample + limit``), and the next
+sample clears it; a sample that arrives after a silence nobody ticked through raises and
+clears it in one go, so the events do not depend on how often the clock is read.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+
+from detectors._jit import helper, kernel
+from detectors.base import Q_FRESH, Q_GPS, BatchContext, Detector, StateField, drive, ms
+from detectors.config import DetectorSettings
+from detectors.models import KIND_CODE, AlarmKind, Severity
+from detectors.policy import Rule, emit, step_rules
+
+EARTH_RADIUS_M = 6_371_008.8
+ROLE_NONE, ROLE_WORKER, ROLE_WATCHER = 0, 1, 2
+OFFLINE = KIND_CODE[AlarmKind.DEVICE_OFFLINE]
+
+
+@helper
+def distance_m(lat1, lon1, lat2, lon2):  # type: ignore[no-untyped-def]
+    """Equirectangular distance in metres (exact enough within a few km)."""
+    rad = math.pi / 180.0
+    x = (lon2 - lon1) * rad * math.cos(0.5 * (lat1 + lat2) * rad)
+    y = (lat2 - lat1) * rad
+    return EARTH_RADIUS_M * math.sqrt(x * x + y * y)
+
+
+@helper
+def offline_crossings(  # type: ignore[no-untyped-def]
+    s, t, last, off_lvl, warn_ms, crit_ms, ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n
+):
+    """Raise/escalate device_offline for silence crossed by time ``t`` (at crossing time)."""
+    if last < 0:
+        return
+    if off_lvl[s] < 2 and t - last >= warn_ms:
+        emit(
+            ev_slot,
+            ev_kind,
+            ev_level,
+            ev_ts,
+            ev_value,
+            ev_n,
+            s,
+            OFFLINE,
+            2,
+            last + warn_ms,
+            warn_ms / 1000.0,
+        )
+        off_lvl[s] = 2
+    if off_lvl[s] < 3 and t - last >= crit_ms:
+        emit(
+            ev_slot,
+            ev_kind,
+            ev_level,
+            ev_ts,
+            ev_value,
+            ev_n,
+            s,
+            OFFLINE,
+            3,
+            last + crit_ms,
+            crit_ms / 1000.0,
+        )
+        off_lvl[s] = 3
+
+
+@kernel
+def presence_kernel(  # type: ignore[no-untyped-def]
+    start, order, slot, ts, lat, lon, gps_acc, quality, warn_ms, crit_ms,
+    monitored, role, f_lat, f_lon, f_r, last_seen, off_lvl, outside, sc,
+    r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
+    ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
+):  # fmt: skip
+    n = ts.shape[0]
+    cap = ev_slot.shape[0]
+    for k in range(start, n):
+        i = order[k]
+        q = quality[i]
+        if not q & Q_FRESH:
+            continue
+        if ev_n[0] + 5 > cap:
+            return k
+        s = slot[i]
+        t = ts[i]
+        if monitored[s]:
+            offline_crossings(
+                s,
+                t,
+                last_seen[s],
+                off_lvl,
+                warn_ms,
+                crit_ms,
+                ev_slot,
+                ev_kind,
+                ev_level,
+                ev_ts,
+                ev_value,
+                ev_n,
+            )
+            if off_lvl[s] > 0:
+                gap = (t - last_seen[s]) / 1000.0
+                emit(ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n, s, OFFLINE, 0, t, gap)
+                off_lvl[s] = 0
+        last_seen[s] = t
+        if role[s] == 0 or not q & Q_GPS:
+            continue
+        acc = gps_acc[i]
+        margin = acc if acc == acc else 0.0
+        d = distance_m(f_lat[s], f_lon[s], lat[i], lon[i]) - f_r[s]
+        outside[s] = d
+        score = d - margin  # outside only when outside even allowing for the fix's error
+        for r in range(sc.shape[0]):
+            sc[r] = score
+        step_rules(
+            s, t, sc, sc, r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active,
+            csince, lvl, kind_codes, ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
+        )  # fmt: skip
+    return n
+
+
+@kernel
+def offline_tick(  # type: ignore[no-untyped-def]
+    now,
+    monitored,
+    last_seen,
+    off_lvl,
+    warn_ms,
+    crit_ms,
+    ev_slot,
+    ev_kind,
+    ev_level,
+    ev_ts,
+    ev_value,
+    ev_n,
+):
+    for s in range(last_seen.shape[0]):
+        if monitored[s]:
+            offline_crossings(
+                s,
+                now,
+                last_seen[s],
+                off_lvl,
+                warn_ms,
+                crit_ms,
+                ev_slot,
+                ev_kind,
+                ev_level,
+                ev_ts,
+                ev_value,
+                ev_n,
+            )
+
+
+class PresenceDetector(Detector):
+    """``device_offline``, ``geofence_exit`` and ``watcher_away`` for devices on permits."""
+
+    name = "presence"
+    fields: ClassVar[dict[str, StateField]] = {
+        "last_seen": StateField(np.int64, -1),
+        "off_lvl": StateField(np.int8, 0),
+        "outside": StateField(np.float64, np.nan),
+    }
+    params: ClassVar[dict[str, StateField]] = {
+        "monitored": StateField(np.bool_, False),
+        "role": StateField(np.int8, ROLE_NONE),
+        "f_lat": StateField(np.float64, np.nan),
+        "f_lon": StateField(np.float64, np.nan),
+        "f_r": StateField(np.float64, np.nan),
+    }
+    scores_ = ("outside", "last_seen")
+
+    def make_rules(self, s: DetectorSettings) -> tuple[Rule, ...]:
+        g, w = AlarmKind.GEOFENCE_EXIT, AlarmKind.WATCHER_AWAY
+        return (
+            Rule(g, Severity.WARNING, ">", ms(s.geofence_warning_s), 0, "outside"),
+            Rule(g, Severity.CRITICAL, ">", ms(s.geofence_critical_s), 0, "outside"),
+            Rule(w, Severity.WARNING, ">", ms(s.watcher_warning_s), 0, "outside"),
+            Rule(w, Severity.CRITICAL, ">", ms(s.watcher_critical_s), 0, "outside"),
+        )
+
+    @property
+    def kinds(self) -> tuple[AlarmKind, ...]:
+        return (AlarmKind.DEVICE_OFFLINE, *self.rules.kinds)
+
+    def set_role(self, slot: int, role: int, fence: tuple[float, float, float] | None) -> None:
+        """Put a slot on a permit (worker or watcher) with the permit's circle, or take it off."""
+        a = self.arrays
+        a["monitored"][slot] = role != ROLE_NONE
+        a["role"][slot] = role
+        lat, lon, r = fence if fence else (np.nan, np.nan, np.nan)
+        a["f_lat"][slot], a["f_lon"][slot], a["f_r"][slot] = lat, lon, r
+        inf, h = np.inf, -self.settings.geofence_hysteresis_m
+        worker = role == ROLE_WORKER and fence is not None
+        watcher = role == ROLE_WATCHER and fence is not None
+        on = [0.0 if worker else inf] * 2 + [0.0 if watcher else inf] * 2
+        self.rules.set_limits(slot, on, [h] * 4)
+
+    def update(self, ctx: BatchContext) -> None:
+        s = self.settings
+        st = self.a("monitored", "role", "f_lat", "f_lon", "f_r", "last_seen", "off_lvl", "outside")
+        sc = np.zeros(4)
+
+        def call(start: int) -> int:
+            return presence_kernel(  # type: ignore[no-any-return]
+                start, ctx.order, ctx.slot, ctx.ts, ctx.lat, ctx.lon, ctx.gps_acc, ctx.quality,
+                ms(s.offline_warning_s), ms(s.offline_critical_s), *st, sc,
+                *self.rules.args(), *self.ev(ctx),
+            )  # fmt: skip
+
+        drive(ctx.n, ctx.events, call)
+
+    def tick(self, ctx: BatchContext) -> None:
+        """Raise device_offline for monitored devices silent up to ``ctx.now_ms``."""
+        s = self.settings
+        while ctx.events.capacity - int(ctx.events.n[0]) < 2 * self.capacity + 2:
+            ctx.events.grow()
+        offline_tick(
+            ctx.now_ms, *self.a("monitored", "last_seen", "off_lvl"),
+            ms(s.offline_warning_s), ms(s.offline_critical_s), *self.ev(ctx),
+        )  # fmt: skip

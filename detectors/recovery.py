@@ -1,0 +1,125 @@
+"""Heart-rate recovery: the smoothed HR 1 min after the start of a rest that follows a
+period of effort (ACGIH: > 120 bpm is poor recovery, SPEC.md §4). Rest and effort are read
+from the motion channel; without motion data there is no recovery check."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from detectors._jit import kernel
+from detectors.base import (
+    Q_FRESH,
+    Q_HR,
+    Q_MOTION,
+    BatchContext,
+    Detector,
+    StateField,
+    drive,
+    f32,
+    ms,
+)
+from detectors.config import DetectorSettings
+from detectors.models import AlarmKind, Severity, WorkerProfile
+from detectors.policy import Rule, ewma_weight, step_rules
+
+#: Time constant of the smoothed motion that separates rest from activity.
+MOTION_TAU_MS = 5000
+
+
+@kernel
+def recovery_kernel(  # type: ignore[no-untyped-def]
+    start, order, slot, ts, hr, motion, quality,
+    rest_g, active_min_ms, after_ms, hr_tau_ms, gap_ms,
+    hs, hs_t, ms_, ms_t, active_since, rest_start, rec, sc,
+    r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
+    ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
+):  # fmt: skip
+    n = ts.shape[0]
+    cap = ev_slot.shape[0]
+    wh = np.array([-1.0, 0.0])
+    wm = np.array([-1.0, 0.0])
+    for k in range(start, n):
+        i = order[k]
+        q = quality[i]
+        if not q & Q_FRESH:
+            continue
+        if ev_n[0] + 1 > cap:
+            return k
+        s = slot[i]
+        t = ts[i]
+        if q & Q_HR:
+            if hs_t[s] < 0 or t - hs_t[s] > gap_ms:
+                hs[s] = hr[i]
+            else:
+                w = ewma_weight(t - hs_t[s], hr_tau_ms, wh)
+                hs[s] += w * (hr[i] - hs[s])
+            hs_t[s] = t
+        if q & Q_MOTION:
+            if ms_t[s] < 0 or t - ms_t[s] > gap_ms:
+                ms_[s] = motion[i]
+                active_since[s] = -1
+                rest_start[s] = -1
+            else:
+                w = ewma_weight(t - ms_t[s], MOTION_TAU_MS, wm)
+                ms_[s] += w * (motion[i] - ms_[s])
+            ms_t[s] = t
+            if ms_[s] >= rest_g:
+                if active_since[s] < 0:
+                    active_since[s] = t
+                rest_start[s] = -1
+            else:
+                if active_since[s] >= 0 and t - active_since[s] >= active_min_ms:
+                    rest_start[s] = t
+                active_since[s] = -1
+        fresh_hr = hs_t[s] >= 0 and t - hs_t[s] <= gap_ms
+        if rest_start[s] >= 0 and t - rest_start[s] >= after_ms and fresh_hr:
+            rec[s] = hs[s]  # the check: HR one minute into the rest
+            rest_start[s] = -1
+        elif rec[s] == rec[s] and fresh_hr:
+            rec[s] = min(rec[s], hs[s])  # recovering: follow the HR down
+        sc[0] = rec[s]
+        step_rules(
+            s, t, sc, sc, r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active,
+            csince, lvl, kind_codes, ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
+        )  # fmt: skip
+    return n
+
+
+class RecoveryDetector(Detector):
+    """``hr_recovery_poor`` (warning) when HR 1 min into a rest after effort is > 120 bpm."""
+
+    name = "recovery"
+    fields: ClassVar[dict[str, StateField]] = {
+        "hs": StateField(np.float64, np.nan),
+        "hs_t": StateField(np.int64, -1),
+        "ms": StateField(np.float64, np.nan),
+        "ms_t": StateField(np.int64, -1),
+        "active_since": StateField(np.int64, -1),
+        "rest_start": StateField(np.int64, -1),
+        "rec": StateField(np.float64, np.nan),
+    }
+    scores_ = ("rec", "hs")
+
+    def make_rules(self, s: DetectorSettings) -> tuple[Rule, ...]:
+        return (Rule(AlarmKind.HR_RECOVERY_POOR, Severity.WARNING, ">", 0, 0, "rec"),)
+
+    def limits(self, profile: WorkerProfile | None) -> tuple[list[float], list[float]]:
+        s = self.settings
+        return [s.recovery_limit_bpm], [s.recovery_clear_bpm]
+
+    def update(self, ctx: BatchContext) -> None:
+        s = self.settings
+        st = self.a("hs", "hs_t", "ms", "ms_t", "active_since", "rest_start", "rec")
+        sc = np.zeros(1)
+
+        def call(start: int) -> int:
+            return recovery_kernel(  # type: ignore[no-any-return]
+                start, ctx.order, ctx.slot, ctx.ts, ctx.hr, ctx.motion, ctx.quality,
+                f32(s.rest_motion_g),
+                ms(s.active_min_s), ms(s.recovery_after_s), ms(s.hr_smooth_s), ms(s.gap_s),
+                *st, sc, *self.rules.args(), *self.ev(ctx),
+            )  # fmt: skip
+
+        drive(ctx.n, ctx.events, call)
