@@ -15,7 +15,7 @@ _PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     # Authorization headers.
     (re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]+"), rf"\1\2{MASK}"),
     # Password hashes (argon2, Mosquitto PBKDF2).
-    (re.compile(r"\$argon2(?:id|i|d)\$[^\s\"',;]+"), MASK),
+    (re.compile(r"\$argon2(?:id|i|d)\$[^\s\"']+"), MASK),
     (re.compile(r"\$[67]\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+"), MASK),
     # The password of a URL: scheme://user:password@host
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]*:)([^\s@/]+)(@)"), rf"\1{MASK}\3"),

@@ -123,19 +123,19 @@ class TokenService:
         """The principal of a valid access token; `AuthenticationError` otherwise."""
         claims = self._decode(token, ACCESS)
         try:
-            roles = frozenset(Role(r) for r in claims["roles"])
-            sites = None if claims["all_sites"] is True else frozenset(claims["sites"])
-            if sites is not None and not all(isinstance(s, str) for s in sites):
+            roles, sites, wid = claims["roles"], claims["sites"], claims.get("wid")
+            if not (isinstance(roles, list) and isinstance(sites, list)):
+                raise TypeError("roles and sites must be lists")
+            if not all(isinstance(s, str) for s in sites):
                 raise TypeError("site ids must be strings")
-            wid = claims.get("wid")
             return Principal(
                 username=claims["sub"],
-                roles=roles,
-                sites=sites,
+                roles=frozenset(Role(r) for r in roles),
+                sites=None if claims["all_sites"] is True else frozenset(sites),
                 worker_id=wid if isinstance(wid, str) else None,
                 expires_at=dt.datetime.fromtimestamp(claims["exp"], tz=dt.UTC),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
             raise AuthenticationError("malformed token") from exc
 
     def refresh_claims(self, token: str) -> RefreshClaims:
