@@ -42,9 +42,9 @@ class BrokerAccount:
     site: str | None = None
 
     def __post_init__(self) -> None:
-        if not DEVICE_ID_RE.match(self.username) or ":" in self.username:
+        if not DEVICE_ID_RE.fullmatch(self.username) or ":" in self.username:
             raise ProvisioningError(f"invalid account name {self.username!r}")
-        if self.kind != "service" and (self.site is None or not DEVICE_ID_RE.match(self.site)):
+        if self.kind != "service" and (self.site is None or not DEVICE_ID_RE.fullmatch(self.site)):
             raise ProvisioningError(f"invalid site {self.site!r} for {self.username!r}")
         if self.kind == "device" and self.username in RESERVED_DEVICE_IDS:
             raise ProvisioningError(f"{self.username!r} is reserved")

@@ -12,6 +12,7 @@ from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from api import logredact
 from api.settings import Settings
@@ -29,6 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings(**overrides)
     except ValidationError as exc:
         print(f"permitpulse: refusing to start:\n{describe(exc)}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:  # a PP_ variable that is not even parseable (bad JSON)
+        print(f"permitpulse: refusing to start: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=settings.log_level.upper(),

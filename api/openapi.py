@@ -13,6 +13,7 @@ from api.schemas import ErrorRead
 _REF = "#/components/schemas/ErrorRead"
 _BODY_METHODS = {"post", "put", "patch"}
 _ADDED = {
+    "400": "Malformed request body (e.g. not valid UTF-8).",
     "401": "Not authenticated: no, an invalid or an expired access token.",
     "403": "Authenticated, but without a role or site this needs.",
     "413": "Request body too large.",
@@ -37,8 +38,9 @@ def harden(schema: dict[str, Any]) -> dict[str, Any]:
             if op.get("security"):
                 for code in ("401", "403"):
                     responses.setdefault(code, _error(_ADDED[code]))
-            if method in _BODY_METHODS:
-                responses.setdefault("413", _error(_ADDED["413"]))
+            if method in _BODY_METHODS and "requestBody" in op:
+                for code in ("400", "413"):
+                    responses.setdefault(code, _error(_ADDED[code]))
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
     return schema

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.auth.config import AuthSettings
@@ -21,6 +21,7 @@ class DatabaseSettings(BaseModel):
         "with its data under the data directory.",
     )
     pool_min: int = Field(default=1, ge=1, description="Connections kept open.")
+
     pool_max: int = Field(default=8, ge=1, description="Most connections open at once.")
     connect_timeout_s: float = Field(default=10.0, gt=0, description="Wait for a connection.")
     telemetry_retention_days: int = Field(
@@ -30,6 +31,13 @@ class DatabaseSettings(BaseModel):
         "(company policy; permits, events and the trail are never dropped: GB 30871 B.3 keeps "
         "them at least a year).",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("postgresql://", "postgres://", "postgresql+")):
+            raise ValueError("must be a postgresql:// URL")
+        return v
 
 
 class ApiSettings(BaseModel):

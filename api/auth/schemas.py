@@ -11,6 +11,12 @@ from api.auth.models import USERNAME_RE, Principal, Role, UserRecord
 
 SITE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 SiteId = Annotated[str, StringConstraints(pattern=SITE_PATTERN)]
+#: Printable text: no control characters (PostgreSQL text cannot even hold NUL).
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+#: Passwords may be any text but NUL (argon2 takes bytes; NUL truncates in C clients).
+Password = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00]+$")]
 Username = Annotated[
     str,
     Field(pattern=USERNAME_RE.pattern, description="Login name: lower case, 2-64 characters."),
@@ -79,22 +85,22 @@ class UserCreate(BaseModel):
     """A new user."""
 
     username: Username
-    display_name: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=1, max_length=256)
+    display_name: Name
+    password: Password
     roles: list[Role] = Field(min_length=1, max_length=len(Role))
     sites: list[SiteId] = Field(
         default_factory=list, max_length=1000, description="Sites the user may see."
     )
     all_sites: bool = Field(default=False, description="The user may see every site.")
-    worker_id: str | None = Field(default=None, max_length=64)
+    worker_id: SiteId | None = Field(default=None, description="The worker record, if any.")
 
 
 class UserUpdate(BaseModel):
     """Changes to a user; absent fields stay as they are. A new password revokes the user's
     refresh tokens; so does disabling."""
 
-    display_name: str | None = Field(default=None, min_length=1, max_length=200)
-    password: str | None = Field(default=None, min_length=1, max_length=256)
+    display_name: Name | None = None
+    password: Password | None = None
     roles: list[Role] | None = Field(default=None, min_length=1, max_length=len(Role))
     sites: list[SiteId] | None = Field(default=None, max_length=1000)
     all_sites: bool | None = None
@@ -104,5 +110,5 @@ class UserUpdate(BaseModel):
 class PasswordChange(BaseModel):
     """A user changing their own password."""
 
-    old_password: str = Field(min_length=1, max_length=256)
-    new_password: str = Field(min_length=1, max_length=256)
+    old_password: Password
+    new_password: Password
