@@ -48,6 +48,8 @@ def create_app(settings: Settings, *, embedded: bool = False, simulate: bool = F
     errors.install(app)
     openapi.install(app)
     app.add_middleware(SecurityHeaders)
+    # 413 beyond PP_API_MAX_BODY_BYTES; an upload route raises its own limit with FastAPI's
+    # `max_body_size=` on the route, which this middleware honours.
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
     app.include_router(auth_router)
     app.include_router(routes.router)

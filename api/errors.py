@@ -145,6 +145,11 @@ _HTTP_CODES = {
 }
 
 
+def http_code(status: int) -> str:
+    """The machine-readable code of a plain HTTP error status."""
+    return _HTTP_CODES.get(status, "http_error")
+
+
 def status_for(exc: PermitPulseError) -> tuple[int, str]:
     for cls in type(exc).__mro__:
         if cls in ERROR_TABLE:
@@ -175,7 +180,7 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    code = http_code(exc.status_code)
     return JSONResponse(
         error_body(str(exc.detail), code), status_code=exc.status_code, headers=exc.headers
     )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Final
+import re
+from typing import Any, Final
 
 import orjson
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,30 +32,26 @@ class _TooLarge(HTTPException):
 
 
 class BodySizeLimit:
-    """Refuses request bodies larger than the limit with HTTP 413 — by ``Content-Length``
-    before reading anything, and while reading a body sent without one (chunked).
+    """Refuses request bodies larger than the limit with HTTP 413 in the API's error form —
+    by ``Content-Length`` before the application runs, and while reading a body sent without
+    one (chunked).
 
-    Args:
-        app: the wrapped application.
-        max_bytes: the limit for every path not in ``per_prefix``.
-        per_prefix: (path prefix, limit) pairs, longest prefix first wins (uploads).
+    The limit is ``max_bytes``, except on routes that declare FastAPI's own
+    ``max_body_size=`` (an upload route raising it): their value applies, here and in
+    FastAPI.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        max_bytes: int,
-        per_prefix: Mapping[str, int] | Sequence[tuple[str, int]] = (),
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        pairs = per_prefix.items() if isinstance(per_prefix, Mapping) else per_prefix
-        self.per_prefix = sorted(pairs, key=lambda p: -len(p[0]))
+        self._routes: list[tuple[re.Pattern[str], frozenset[str], int]] | None = None
 
-    def limit_for(self, path: str) -> int:
-        for prefix, limit in self.per_prefix:
-            if path.startswith(prefix):
+    def limit_for(self, scope: Scope) -> int:
+        if self._routes is None:
+            self._routes = _declared_limits(scope.get("app"))
+        path, method = scope.get("path", ""), scope.get("method", "")
+        for regex, methods, limit in self._routes:
+            if method in methods and regex.match(path):
                 return limit
         return self.max_bytes
 
@@ -62,7 +59,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope.get("path", ""))
+        limit = self.limit_for(scope)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _reply_413(send, limit)
@@ -91,6 +88,19 @@ class BodySizeLimit:
             if started:
                 raise
             await _reply_413(send, limit)
+
+
+def _declared_limits(app: Any) -> list[tuple[re.Pattern[str], frozenset[str], int]]:
+    """(path regex, methods, limit) of every route with its own ``max_body_size``."""
+    if app is None:
+        return []
+    out = []
+    for ctx in iter_route_contexts(list(app.routes)):
+        limit = getattr(ctx, "max_body_size", None)
+        regex = getattr(ctx, "path_regex", None)
+        if isinstance(limit, int) and regex is not None:
+            out.append((regex, frozenset(ctx.methods or ()), limit))
+    return out
 
 
 def _content_length(scope: Scope) -> int | None:

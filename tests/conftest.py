@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from api.auth import AuthSettings, Principal, Role, TokenService
 from api.settings import DatabaseSettings, Settings
@@ -101,7 +102,7 @@ def topic_root() -> str:
 TEST_SECRET = "pp-test-signing-key-" + "0123456789abcdefghijklmnopqrstuv"
 #: Cheap argon2 so tests that create users stay fast; production uses the RFC 9106 defaults.
 TEST_AUTH = AuthSettings(
-    secret=TEST_SECRET,
+    secret=SecretStr(TEST_SECRET),
     argon2_time_cost=1,
     argon2_memory_kib=1024,
     argon2_parallelism=1,

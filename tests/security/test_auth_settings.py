@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from api.app import create_app
 from api.auth import AuthSettings
@@ -51,7 +51,7 @@ def test_unset_secret_in_demo_mode_is_random_per_start() -> None:
 
 def test_strong_secret_is_used_as_given() -> None:
     """A proper secret is the signing key."""
-    assert signing_key(AuthSettings(secret=STRONG)) == STRONG
+    assert signing_key(AuthSettings(secret=SecretStr(STRONG))) == STRONG
 
 
 def test_serve_with_default_secret_exits_without_printing_it() -> None:
