@@ -272,3 +272,39 @@ async def test_gateway_publishes_only_its_gateway_topic(acl_broker: Broker) -> N
                 await gw.publish(topic, b"x", qos=1)
         seen = await _collect_until(service, mine)
     assert seen == [mine]
+
+
+def test_devices_provision_command_writes_files_and_reports(tmp_path: Path) -> None:
+    """`permitpulse devices provision` from the shell: JSON summary, files, exit codes."""
+    import subprocess
+    import sys
+
+    import orjson
+
+    env = {"PATH": "/usr/bin:/bin", "PP_MQTT_TOPIC_ROOT": "plant/pp/v1"}
+    base = [sys.executable, "-m", "api", "devices", "provision", "--out", str(tmp_path)]
+    r = subprocess.run(
+        [*base, "--site", "s1", "--count", "3", "--gateway", "gw1", "--hasher", "python"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    summary = orjson.loads(r.stdout)
+    assert (summary["created"], summary["kept"], summary["hasher"]) == (5, 0, "python")
+    acl = (tmp_path / "acl").read_text()
+    assert "user dev-0003\ntopic write plant/pp/v1/s1/dev-0003/telemetry" in acl
+    assert "user permitpulse\ntopic readwrite plant/pp/v1/#" in acl
+    assert sorted(read_passwd(tmp_path / "passwd")) == [
+        "dev-0001",
+        "dev-0002",
+        "dev-0003",
+        "gw1",
+        "permitpulse",
+    ]
+    no_site = subprocess.run(
+        [*base, "--device", "d9"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert no_site.returncode == 2
+    assert "--site is required" in no_site.stderr

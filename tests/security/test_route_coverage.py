@@ -122,3 +122,27 @@ async def test_route_check_catches_an_open_http_and_websocket_route() -> None:
         if not e.websocket and e.path not in ANONYMOUS and declared_roles(e) is None
     ]
     assert undeclared == ["/api/v1/forgotten/{thing_id}"]
+
+
+def test_openapi_documents_auth_errors_and_error_form(settings: Settings) -> None:
+    """Every secured operation documents 401 and 403; every error reply is ErrorRead."""
+    schema = create_app(settings).openapi()
+    ops = [(p, m, op) for p, ms in schema["paths"].items() for m, op in ms.items()]
+    secured = [(p, m, op) for p, m, op in ops if op.get("security")]
+    assert {p for p, _, _ in secured} >= {"/api/v1/telemetry", "/api/v1/users"}
+    for path, method, op in secured:
+        assert {"401", "403"} <= set(op["responses"]), (method, path)
+    for _, _, op in ops:
+        for code, reply in op["responses"].items():
+            if code.startswith(("4", "5")):
+                ref = reply["content"]["application/json"]["schema"]["$ref"]
+                assert ref == "#/components/schemas/ErrorRead"
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+
+
+def test_public_docs_off_removes_docs_and_schema_routes(settings: Settings) -> None:
+    """PP_API_PUBLIC_DOCS=false: no anonymous documentation routes at all."""
+    settings.api.public_docs = False
+    paths = {e.path for e in entries(create_app(settings))}
+    assert paths.isdisjoint({"/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"})
+    assert "/healthz" in paths
