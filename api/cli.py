@@ -1,4 +1,4 @@
-"""The `permitpulse` command: migrate, serve, demo, simulate."""
+"""The `permitpulse` command: migrate, serve, demo, simulate, users, devices, retention, backup."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import uvicorn
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
+from api import logredact
 from api.settings import Settings
+from ingest.errors import PermitPulseError
 
 log = logging.getLogger("permitpulse")
 
@@ -20,11 +24,21 @@ log = logging.getLogger("permitpulse")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    settings = Settings()
+    try:
+        # Nested init values merge with the environment: only auth.demo is forced.
+        overrides: dict[str, Any] = {"auth": {"demo": True}} if getattr(args, "demo", False) else {}
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        print(f"permitpulse: refusing to start:\n{describe(exc)}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:  # a PP_ variable that is not even parseable (bad JSON)
+        print(f"permitpulse: refusing to start: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logredact.install()
     logging.getLogger("amqtt").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     handler = getattr(args, "handler", None)
@@ -36,6 +50,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except KeyboardInterrupt:
         return 0
+    except PermitPulseError as exc:
+        print(f"permitpulse: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"permitpulse: {describe(exc)}", file=sys.stderr)
+        return 2
+
+
+def describe(exc: ValidationError) -> str:
+    """The errors of ``exc`` without the offending input (it may be a secret)."""
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(p) for p in err["loc"])
+        lines.append(f"  {where}: {err['msg']}" if where else f"  {err['msg']}")
+    return "\n".join(lines)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run API + ingest against configured broker and database")
     s.set_defaults(handler=_serve)
     d = sub.add_parser("demo", help="run everything on embedded defaults with a simulated fleet")
-    d.set_defaults(handler=_demo)
+    d.set_defaults(handler=_demo, demo=True)
     for register in _package_commands():
         register(sub)
     return p
@@ -54,11 +83,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _package_commands() -> list[Callable[[Any], None]]:
     """Each package registers its own sub-commands; the handler gets (settings, args)."""
+    from api.auth.cli import register as users
+    from api.devices_cli import register as devices
+    from api.ops_cli import register as operations
     from detectors.cli import register as replay
     from firmware_sim.cli import register as simulator
     from permits.cli import register as permits
 
-    return [simulator, permits, replay]
+    return [simulator, permits, replay, users, devices, operations]
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
@@ -88,11 +120,18 @@ def _demo(settings: Settings, _: argparse.Namespace) -> int:
 
 def _run_http(settings: Settings, *, embedded: bool, simulate: bool, banner: str) -> int:
     from api.app import create_app
+    from api.auth.demo import render
 
     app = create_app(settings, embedded=embedded, simulate=simulate)
     config = uvicorn.Config(
-        app, host=settings.api.host, port=settings.api.port, log_level="warning", lifespan="on"
+        app,
+        host=settings.api.host,
+        port=settings.api.port,
+        log_level="warning",
+        lifespan="on",
+        ws_max_size=settings.api.max_body_bytes,
     )
+    logredact.install()  # uvicorn.Config has configured its own handlers
     server = uvicorn.Server(config)
 
     async def announce() -> None:
@@ -105,6 +144,8 @@ def _run_http(settings: Settings, *, embedded: bool, simulate: bool, banner: str
             f"{banner} at http://{sock[0]}:{sock[1]}/  (API docs at /docs; Ctrl-C stops)",
             flush=True,
         )
+        if app.state.demo_credentials:
+            print(render(app.state.demo_credentials), flush=True)
 
     async def run() -> None:
         async with asyncio.TaskGroup() as tg:

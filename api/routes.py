@@ -5,21 +5,27 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from api import telemetry
+from api.auth import Principal, Role, require_roles
 from api.runtime import Runtime
 from api.schemas import ComponentHealth, ErrorRead, HealthRead, SampleRead, TelemetryPage
 from api.storage import ping
 from ingest.wire import DEVICE_ID_RE
 
 router = APIRouter()
+MAX_WINDOW = dt.timedelta(days=7)
 ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorRead},
     422: {"model": ErrorRead},
 }
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_RE.pattern, description="Device id.")]
+#: Who may ask for telemetry at all; `telemetry.authorize_device` then checks site and device.
+TelemetryReader = Annotated[
+    Principal, Depends(require_roles(*telemetry.READ_TELEMETRY, Role.WORKER))
+]
 
 
 def runtime(request: Request) -> Runtime:
@@ -59,26 +65,32 @@ async def healthz(request: Request) -> JSONResponse:
     responses=ERRORS,
     tags=["telemetry"],
 )
-async def device_latest(request: Request, device_id: DeviceId) -> SampleRead:
-    """The newest stored sample of a device."""
-    return await telemetry.latest(runtime(request).pool, device_id)
+async def device_latest(request: Request, user: TelemetryReader, device_id: DeviceId) -> SampleRead:
+    """The newest stored sample of a device (of the caller's sites; a worker: their own)."""
+    pool = runtime(request).pool
+    await telemetry.authorize_device(pool, user, device_id)
+    return await telemetry.latest(pool, device_id)
 
 
 @router.get("/api/v1/telemetry", response_model=TelemetryPage, responses=ERRORS, tags=["telemetry"])
 async def telemetry_window(
     request: Request,
+    user: TelemetryReader,
     device: Annotated[str, Query(pattern=DEVICE_ID_RE.pattern, description="Device id.")],
     start: Annotated[dt.datetime, Query(description="Window start, ISO 8601 with zone.")],
     end: Annotated[dt.datetime, Query(description="Window end (exclusive), ISO 8601 with zone.")],
     limit: Annotated[int, Query(ge=1, le=100_000, description="Most samples returned.")] = 10_000,
 ) -> TelemetryPage:
-    """Stored samples of one device in ``[start, end)``, oldest first."""
+    """Stored samples of one device in ``[start, end)``, oldest first (of the caller's sites;
+    a worker: their own device)."""
     rt = runtime(request)
+    telemetry.check_window(start, end, MAX_WINDOW)
+    await telemetry.authorize_device(rt.pool, user, device)
     return await telemetry.window(
         rt.pool,
         device_id=device,
         start=start,
         end=end,
         limit=min(limit, rt.settings.api.max_query_rows),
-        max_window=dt.timedelta(days=7),
+        max_window=MAX_WINDOW,
     )

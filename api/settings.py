@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.auth.config import AuthSettings
 from detectors.config import DetectorSettings
 from firmware_sim.config import SimulatorSettings
 from ingest.config import IngestSettings, MqttSettings
@@ -21,8 +22,23 @@ class DatabaseSettings(BaseModel):
         "with its data under the data directory.",
     )
     pool_min: int = Field(default=1, ge=1, description="Connections kept open.")
+
     pool_max: int = Field(default=8, ge=1, description="Most connections open at once.")
     connect_timeout_s: float = Field(default=10.0, gt=0, description="Wait for a connection.")
+    telemetry_retention_days: int = Field(
+        default=90,
+        ge=1,
+        description="`permitpulse retention` drops telemetry partitions older than this "
+        "(company policy; permits, events and the trail are never dropped: GB 30871 B.3 keeps "
+        "them at least a year).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("postgresql://", "postgres://", "postgresql+")):
+            raise ValueError("must be a postgresql:// URL")
+        return v
 
 
 class ApiSettings(BaseModel):
@@ -32,6 +48,16 @@ class ApiSettings(BaseModel):
     port: int = Field(default=8000, ge=0, le=65535, description="Port (0: any free port).")
     max_query_rows: int = Field(
         default=100_000, ge=1, description="Most telemetry rows one query returns."
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest request body (HTTP 413 beyond); upload routes set their own limit.",
+    )
+    public_docs: bool = Field(
+        default=True,
+        description="Serve /docs, /redoc and /openapi.json without login (they describe the API, "
+        "hold no data); false stops serving them.",
     )
 
 
@@ -54,6 +80,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = MqttSettings()
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
+    auth: AuthSettings = AuthSettings()
     ingest: IngestSettings = IngestSettings()
     detectors: DetectorSettings = DetectorSettings()
     permits: PermitSettings = PermitSettings()

@@ -30,6 +30,8 @@ FLAG_REPLAY: Final = 1 << 2
 KNOWN_FLAGS: Final = FLAG_SOS | FLAG_FALL | FLAG_REPLAY
 
 MAX_SAMPLES_PER_FRAME: Final = 65_535
+#: Use ``fullmatch``: ``match`` lets a trailing newline through ``$``, which the database's
+#: CHECK (same pattern) refuses — a frame the ingest could then never store.
 DEVICE_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 RESERVED_DEVICE_IDS: Final = frozenset({"gateway"})
 
@@ -248,7 +250,7 @@ def _check_frame_shape(batch: SampleBatch, *, gateway: bool) -> None:
 
 
 def _check_device_id(device: str, *, error: type[Exception] = DecodeError) -> None:
-    if not DEVICE_ID_RE.match(device) or device in RESERVED_DEVICE_IDS:
+    if not DEVICE_ID_RE.fullmatch(device) or device in RESERVED_DEVICE_IDS:
         raise error(f"invalid device id {device!r}: 1-64 of [A-Za-z0-9._-], not 'gateway'")
 
 
@@ -352,7 +354,7 @@ def _decode_json(buf: bytes) -> tuple[SampleBatch, bool]:
         raise DecodeError(f"more than {MAX_SAMPLES_PER_FRAME} samples")
     if gateway:
         gw = frame.get("gateway_id")
-        if gw is not None and not (isinstance(gw, str) and DEVICE_ID_RE.match(gw)):
+        if gw is not None and not (isinstance(gw, str) and DEVICE_ID_RE.fullmatch(gw)):
             raise DecodeError("invalid gateway_id")
     else:
         device = frame["device_id"]

@@ -138,6 +138,11 @@ async def upsert_user(
     )
 
 
+async def worker_site(conn: Conn, worker_id: str) -> str | None:
+    row = await _one(conn, "SELECT site_id FROM workers WHERE worker_id = %s", (worker_id,))
+    return None if row is None else str(row["site_id"])
+
+
 async def site_timezone(conn: Conn, site_id: str) -> str | None:
     row = await _one(conn, "SELECT timezone FROM sites WHERE site_id = %s", (site_id,))
     return None if row is None else str(row["timezone"])
@@ -229,6 +234,7 @@ async def update_permit(conn: Conn, permit_id: uuid.UUID, **columns: Any) -> Non
 @dataclass(frozen=True, slots=True)
 class SearchFilter:
     site_id: str | None = None
+    site_ids: Sequence[str] | None = None  # None: any site
     type: str | None = None
     level: str | None = None
     state: str | None = None
@@ -252,6 +258,9 @@ async def search(conn: Conn, f: SearchFilter) -> list[Permit]:
         if value is not None:
             where.append(f"p.{column} = %s")
             args.append(value)
+    if f.site_ids is not None:
+        where.append("p.site_id = ANY(%s)")
+        args.append(list(f.site_ids))
     if f.worker_id is not None:
         where.append(
             "(EXISTS (SELECT 1 FROM permit_workers w WHERE w.permit_id = p.permit_id"

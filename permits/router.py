@@ -1,8 +1,9 @@
 """HTTP routes of the permit domain (thin: parse, call the service, render).
 
-Identity: `current_actor` reads the ``X-User`` header and looks the user and their roles up
-in ``permit_users``. Issue 9 (authentication) replaces this one dependency, e.g. with
-``app.dependency_overrides[current_actor] = jwt_actor``; nothing else changes.
+Identity: every route needs a logged-in user (`api.auth`, JWT) of a site the permit belongs
+to. The acting `Actor` is that user with their company positions from ``permit_users``
+(applicant, local unit, safety department, ...): the login role lets a person in, the
+position decides which GB 30871 step they may sign. A user without positions may read.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 
+from api.auth import Principal, Role, require_roles
+from api.errors import InvalidQueryError
 from api.schemas import ErrorRead
 from permits import views
-from permits.errors import EvidenceTooLarge, finding
+from permits.errors import EvidenceTooLarge, UnknownActor, finding
 from permits.i18n import Lang, negotiate
 from permits.models import Actor, GeoPoint, PermitState, PermitType
 from permits.repository import SearchFilter
@@ -48,7 +51,13 @@ from permits.schemas import (
 )
 from permits.service import PermitService
 
-router = APIRouter(prefix="/api/v1")
+#: Who may use the permit API at all; positions and sites decide the rest.
+viewer = require_roles(*Role)
+#: Who may read and verify the whole trail (safety manager, control room, administrators).
+auditor = require_roles(Role.SAFETY, Role.CONTROL_ROOM, Role.ADMIN)
+#: Who may put a worker's certificates on file.
+registrar = require_roles(Role.SAFETY, Role.APPROVER, Role.ADMIN)
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(viewer)])
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorRead} for code in (400, 401, 403, 404, 409, 413, 415, 422)
 }
@@ -59,13 +68,38 @@ def service(request: Request) -> PermitService:
     return svc
 
 
-async def current_actor(
-    request: Request,
-    x_user: Annotated[
-        str | None, Header(description="Acting user id (until issue 9's auth).")
-    ] = None,
-) -> Actor:
-    return await service(request).actor(x_user)
+User = Annotated[Principal, Depends(viewer)]
+
+
+async def current_actor(request: Request, user: User) -> Actor:
+    """The logged-in user with their company positions (none: read-only)."""
+    try:
+        return await service(request).actor(user.username)
+    except UnknownActor:
+        return Actor(user_id=user.username, roles=frozenset(), name=user.username)
+
+
+async def scoped_permit(request: Request, permit_id: uuid.UUID, user: User) -> uuid.UUID:
+    """The permit id of the path, once the caller is known to belong to its site."""
+    permit = await service(request).get(permit_id)
+    user.check_site(permit.site_id)
+    return permit_id
+
+
+async def scoped_worker(request: Request, worker_id: str, user: User) -> str:
+    """The worker id of the path, once the caller is known to belong to the worker's site."""
+    site = await service(request).worker_site(worker_id)
+    if site is not None:
+        user.check_site(site)
+    return worker_id
+
+
+def _site_scope(user: Principal, site: str | None) -> tuple[str | None, list[str] | None]:
+    """(site, sites) for a query: a named site must be the caller's; else the caller's own."""
+    if site is not None:
+        user.check_site(site)
+        return site, None
+    return None, user.site_filter()
 
 
 def language(
@@ -77,6 +111,8 @@ def language(
 
 Svc = Annotated[PermitService, Depends(service)]
 Who = Annotated[Actor, Depends(current_actor)]
+PermitId = Annotated[uuid.UUID, Depends(scoped_permit)]
+WorkerId = Annotated[str, Depends(scoped_worker)]
 L = Annotated[Lang, Depends(language)]
 
 
@@ -118,8 +154,9 @@ async def level(svc: Svc, lang: L, body: LevelPreview) -> LevelRead:
 @router.post(
     "/permits", status_code=201, response_model=PermitDetail, responses=ERRORS, tags=["permits"]
 )
-async def create(svc: Svc, who: Who, lang: L, body: PermitCreate) -> PermitDetail:
+async def create(svc: Svc, who: Who, user: User, lang: L, body: PermitCreate) -> PermitDetail:
     """Raise a permit (draft) from its template; the level is computed."""
+    user.check_site(body.site_id)
     p = await svc.create(actor=who, data=body)
     return await _detail(svc, p.permit_id, lang)
 
@@ -128,6 +165,7 @@ async def create(svc: Svc, who: Who, lang: L, body: PermitCreate) -> PermitDetai
 async def search(
     svc: Svc,
     lang: L,
+    user: User,
     site: str | None = None,
     type: PermitType | None = None,
     level: str | None = None,
@@ -139,9 +177,11 @@ async def search(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> PermitPage:
     """Permits by site, type, level, state, worker and planned-time overlap."""
+    site, sites = _site_scope(user, site)
     found = await svc.search(
         SearchFilter(
             site_id=site,
+            site_ids=sites,
             type=str(type) if type else None,
             level=level,
             state=str(state) if state else None,
@@ -158,14 +198,14 @@ async def search(
 
 
 @router.get("/permits/{permit_id}", response_model=PermitDetail, responses=ERRORS, tags=["permits"])
-async def get(svc: Svc, lang: L, permit_id: uuid.UUID) -> PermitDetail:
+async def get(svc: Svc, lang: L, permit_id: PermitId) -> PermitDetail:
     return await _detail(svc, permit_id, lang)
 
 
 @router.post(
     "/permits/{permit_id}/submit", response_model=PermitDetail, responses=ERRORS, tags=["permits"]
 )
-async def submit(svc: Svc, who: Who, lang: L, permit_id: uuid.UUID) -> PermitDetail:
+async def submit(svc: Svc, who: Who, lang: L, permit_id: PermitId) -> PermitDetail:
     await svc.submit(actor=who, permit_id=permit_id)
     return await _detail(svc, permit_id, lang)
 
@@ -174,7 +214,7 @@ async def submit(svc: Svc, who: Who, lang: L, permit_id: uuid.UUID) -> PermitDet
     "/permits/{permit_id}/approve", response_model=PermitDetail, responses=ERRORS, tags=["permits"]
 )
 async def approve(
-    svc: Svc, who: Who, lang: L, permit_id: uuid.UUID, body: SignRequest
+    svc: Svc, who: Who, lang: L, permit_id: PermitId, body: SignRequest
 ) -> PermitDetail:
     """Sign the next route step on site (4.11)."""
     await svc.approve(
@@ -191,7 +231,7 @@ async def approve(
     "/permits/{permit_id}/reject", response_model=PermitDetail, responses=ERRORS, tags=["permits"]
 )
 async def reject(
-    svc: Svc, who: Who, lang: L, permit_id: uuid.UUID, body: RejectRequest
+    svc: Svc, who: Who, lang: L, permit_id: PermitId, body: RejectRequest
 ) -> PermitDetail:
     await svc.reject(
         actor=who, permit_id=permit_id, position=_pt(body.position), reason=body.reason
@@ -207,7 +247,7 @@ async def reject(
     tags=["permits"],
 )
 async def gas_test(
-    svc: Svc, who: Who, lang: L, permit_id: uuid.UUID, body: GasTestCreate
+    svc: Svc, who: Who, lang: L, permit_id: PermitId, body: GasTestCreate
 ) -> GasTestRead:
     return views.gas_read(
         await svc.record_gas_test(actor=who, permit_id=permit_id, data=body), lang
@@ -222,7 +262,7 @@ async def gas_test(
     tags=["permits"],
 )
 async def check_in(
-    svc: Svc, who: Who, lang: L, permit_id: uuid.UUID, body: CheckInCreate
+    svc: Svc, who: Who, lang: L, permit_id: PermitId, body: CheckInCreate
 ) -> CheckInRead:
     """The watcher's check-in; a distant one comes back with a warning."""
     c = await svc.check_in(
@@ -238,7 +278,7 @@ async def check_in(
     tags=["permits"],
 )
 async def override(
-    svc: Svc, who: Who, lang: L, permit_id: uuid.UUID, checkin_id: int, body: OverrideRequest
+    svc: Svc, who: Who, lang: L, permit_id: PermitId, checkin_id: int, body: OverrideRequest
 ) -> CheckInRead:
     c = await svc.override_check_in(
         actor=who, permit_id=permit_id, checkin_id=checkin_id, reason=body.reason
@@ -256,7 +296,7 @@ async def override(
 async def evidence(
     svc: Svc,
     who: Who,
-    permit_id: uuid.UUID,
+    permit_id: PermitId,
     step: Annotated[str, Form(min_length=1, max_length=64)],
     file: Annotated[UploadFile, File(description="JPEG/PNG photo or PDF document.")],
     lat: Annotated[float | None, Form(ge=-90, le=90)] = None,
@@ -284,7 +324,7 @@ async def evidence(
     "/permits/{permit_id}/activate", response_model=PermitDetail, responses=ERRORS, tags=["permits"]
 )
 async def activate(
-    svc: Svc, who: Who, lang: L, permit_id: uuid.UUID, body: StartRequest
+    svc: Svc, who: Who, lang: L, permit_id: PermitId, body: StartRequest
 ) -> PermitDetail:
     """Start work after the pre-start checks."""
     await svc.activate(
@@ -300,7 +340,7 @@ async def activate(
     "/permits/{permit_id}/suspend", response_model=PermitDetail, responses=ERRORS, tags=["permits"]
 )
 async def suspend(
-    svc: Svc, who: Who, lang: L, permit_id: uuid.UUID, body: SuspendRequest
+    svc: Svc, who: Who, lang: L, permit_id: PermitId, body: SuspendRequest
 ) -> PermitDetail:
     await svc.suspend(
         actor=who, permit_id=permit_id, reason_kind=body.reason_kind, reason=body.reason
@@ -312,7 +352,7 @@ async def suspend(
     "/permits/{permit_id}/resume", response_model=PermitDetail, responses=ERRORS, tags=["permits"]
 )
 async def resume(
-    svc: Svc, who: Who, lang: L, permit_id: uuid.UUID, body: StartRequest
+    svc: Svc, who: Who, lang: L, permit_id: PermitId, body: StartRequest
 ) -> PermitDetail:
     await svc.resume(
         actor=who,
@@ -327,7 +367,7 @@ async def resume(
     "/permits/{permit_id}/complete", response_model=PermitDetail, responses=ERRORS, tags=["permits"]
 )
 async def complete(
-    svc: Svc, who: Who, lang: L, permit_id: uuid.UUID, body: CompleteRequest
+    svc: Svc, who: Who, lang: L, permit_id: PermitId, body: CompleteRequest
 ) -> PermitDetail:
     """Completion acceptance (4.15)."""
     await svc.complete(
@@ -343,7 +383,7 @@ async def complete(
     "/permits/{permit_id}/close", response_model=PermitDetail, responses=ERRORS, tags=["permits"]
 )
 async def close(
-    svc: Svc, who: Who, lang: L, permit_id: uuid.UUID, body: CloseRequest
+    svc: Svc, who: Who, lang: L, permit_id: PermitId, body: CloseRequest
 ) -> PermitDetail:
     await svc.close(actor=who, permit_id=permit_id, closure_checks=body.closure_checks)
     return await _detail(svc, permit_id, lang)
@@ -353,7 +393,7 @@ async def close(
     "/permits/{permit_id}/cancel", response_model=PermitDetail, responses=ERRORS, tags=["permits"]
 )
 async def cancel(
-    svc: Svc, who: Who, lang: L, permit_id: uuid.UUID, body: ReasonRequest
+    svc: Svc, who: Who, lang: L, permit_id: PermitId, body: ReasonRequest
 ) -> PermitDetail:
     await svc.cancel(actor=who, permit_id=permit_id, reason=body.reason)
     return await _detail(svc, permit_id, lang)
@@ -366,7 +406,7 @@ async def cancel(
     tags=["permits"],
 )
 async def terminate(
-    svc: Svc, who: Who, lang: L, permit_id: uuid.UUID, body: ReasonRequest
+    svc: Svc, who: Who, lang: L, permit_id: PermitId, body: ReasonRequest
 ) -> PermitDetail:
     await svc.terminate(actor=who, permit_id=permit_id, reason=body.reason)
     return await _detail(svc, permit_id, lang)
@@ -378,7 +418,7 @@ async def terminate(
     responses=ERRORS,
     tags=["audit"],
 )
-async def permit_trail(svc: Svc, permit_id: uuid.UUID) -> list[AuditEntryRead]:
+async def permit_trail(svc: Svc, permit_id: PermitId) -> list[AuditEntryRead]:
     await svc.get(permit_id)
     return [views.audit_entry_read(e) for e in await svc.trail(permit_id=permit_id)]
 
@@ -386,7 +426,13 @@ async def permit_trail(svc: Svc, permit_id: uuid.UUID) -> list[AuditEntryRead]:
 # -- audit, KPIs, certificates ------------------------------------------------------------------
 
 
-@router.get("/audit", response_model=list[AuditEntryRead], responses=ERRORS, tags=["audit"])
+@router.get(
+    "/audit",
+    response_model=list[AuditEntryRead],
+    responses=ERRORS,
+    tags=["audit"],
+    dependencies=[Depends(auditor)],
+)
 async def audit_search(
     svc: Svc,
     permit: uuid.UUID | None = None,
@@ -403,7 +449,12 @@ async def audit_search(
     return [views.audit_entry_read(e) for e in found]
 
 
-@router.get("/audit/verify", response_model=AuditVerifyRead, tags=["audit"])
+@router.get(
+    "/audit/verify",
+    response_model=AuditVerifyRead,
+    tags=["audit"],
+    dependencies=[Depends(auditor)],
+)
 async def audit_verify(svc: Svc) -> AuditVerifyRead:
     """Walk the hash chain; ``ok`` false names the first entry that does not hold."""
     return views.audit_report_read(await svc.verify_trail())
@@ -412,6 +463,7 @@ async def audit_verify(svc: Svc) -> AuditVerifyRead:
 @router.get("/kpis", response_model=KpiRead, responses=ERRORS, tags=["kpis"])
 async def kpis(
     svc: Svc,
+    user: User,
     site: str | None = None,
     start: Annotated[dt.datetime | None, Query(description="Default: 30 days ago.")] = None,
     end: Annotated[dt.datetime | None, Query(description="Default: now.")] = None,
@@ -420,6 +472,11 @@ async def kpis(
     now = svc.clock()
     end = end or now
     start = start or end - dt.timedelta(days=30)
+    site, sites = _site_scope(user, site)
+    if site is None and sites is not None:
+        if len(sites) != 1:
+            raise InvalidQueryError("name the site (?site=) for KPIs: you belong to several")
+        site = sites[0]
     return await svc.kpis(site_id=site, start=start, end=end)
 
 
@@ -429,9 +486,10 @@ async def kpis(
     response_model=CertificateRead,
     responses=ERRORS,
     tags=["certificates"],
+    dependencies=[Depends(registrar)],
 )
 async def add_certificate(
-    svc: Svc, who: Who, worker_id: str, body: CertificateCreate
+    svc: Svc, who: Who, worker_id: WorkerId, body: CertificateCreate
 ) -> CertificateRead:
     """Put a worker's special-operation certificate on file."""
     return views.certificate_read(
@@ -442,5 +500,5 @@ async def add_certificate(
 @router.get(
     "/workers/{worker_id}/certificates", response_model=list[CertificateRead], tags=["certificates"]
 )
-async def certificates(svc: Svc, worker_id: str) -> list[CertificateRead]:
+async def certificates(svc: Svc, worker_id: WorkerId) -> list[CertificateRead]:
     return [views.certificate_read(c) for c in await svc.certificates(worker_id)]

@@ -1420,6 +1420,11 @@ class PermitService:
 
     # -- reads --------------------------------------------------------------------------------
 
+    async def worker_site(self, worker_id: str) -> str | None:
+        """The site a worker belongs to (None: unknown worker)."""
+        async with self.pool.connection() as conn:
+            return await repo.worker_site(conn, worker_id)
+
     async def get(self, permit_id: uuid.UUID) -> Permit:
         async with self.pool.connection() as conn:
             return await self._load(conn, permit_id, lock=False)

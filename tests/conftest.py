@@ -6,11 +6,14 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from api.auth import AuthSettings, Principal, Role, TokenService
 from api.settings import DatabaseSettings, Settings
 from api.storage import migrate
 from ingest.config import MqttSettings
@@ -95,6 +98,18 @@ def topic_root() -> str:
     return f"t{uuid.uuid4().hex[:10]}/pp/v1"
 
 
+#: Token signing key of the tests (not a default: the service would refuse one).
+TEST_SECRET = "pp-test-signing-key-" + "0123456789abcdefghijklmnopqrstuv"
+#: Cheap argon2 so tests that create users stay fast; production uses the RFC 9106 defaults.
+TEST_AUTH = AuthSettings(
+    secret=SecretStr(TEST_SECRET),
+    argon2_time_cost=1,
+    argon2_memory_kib=1024,
+    argon2_parallelism=1,
+    login_failures_per_minute=5,
+)
+
+
 @pytest.fixture
 def settings(mqtt_url: str, database_url: str, topic_root: str, tmp_path: Path) -> Settings:
     """Settings pointing at the real test services, isolated for this test."""
@@ -104,23 +119,52 @@ def settings(mqtt_url: str, database_url: str, topic_root: str, tmp_path: Path) 
             url=mqtt_url, topic_root=topic_root, client_id=f"ingest-{uuid.uuid4().hex[:8]}"
         ),
         database=DatabaseSettings(url=database_url, pool_max=4),
+        auth=TEST_AUTH,
     )
 
 
 @pytest.fixture
-async def live_app(settings: Settings) -> AsyncIterator[str]:
-    """The whole service (API + runtime) on a real port; yields its base URL."""
+def auth_headers(settings: Settings) -> Callable[..., dict[str, str]]:
+    """``auth_headers(*roles, sites=None, username="tester", worker_id=None)``: headers with a
+    real access token for that principal, signed with the service's key (``sites=None``:
+    every site). Access tokens are verified without a database lookup, so no user row is
+    needed; tests of the login flow create real users instead."""
+    tokens = TokenService.from_settings(settings.auth)
+
+    def make(
+        *roles: Role,
+        sites: list[str] | None = None,
+        username: str = "tester",
+        worker_id: str | None = None,
+    ) -> dict[str, str]:
+        principal = Principal(
+            username=username,
+            roles=frozenset(roles),
+            sites=None if sites is None else frozenset(sites),
+            worker_id=worker_id,
+        )
+        return {"Authorization": f"Bearer {tokens.access_token(principal).token}"}
+
+    return make
+
+
+@pytest.fixture
+def admin_headers(auth_headers: Callable[..., dict[str, str]]) -> dict[str, str]:
+    """A control-room and admin user of every site."""
+    return auth_headers(Role.ADMIN, Role.CONTROL_ROOM, username="test-admin")
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app (with its lifespan) on a free port; yields its base URL."""
     import asyncio
 
     import uvicorn
 
-    from api.app import create_app
     from api.embedded import free_port
 
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve(), name="test-http")
     async with asyncio.timeout(60):
@@ -128,6 +172,17 @@ async def live_app(settings: Settings) -> AsyncIterator[str]:
             if task.done():
                 task.result()
             await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def live_app(settings: Settings) -> AsyncIterator[str]:
+    """The whole service (API + runtime) on a real port; yields its base URL."""
+    from api.app import create_app
+
+    async with serve_app(create_app(settings)) as url:
+        yield url

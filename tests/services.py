@@ -22,7 +22,7 @@ from api.embedded import free_port
 
 MOSQUITTO_CONF = """\
 listener {port} 127.0.0.1
-allow_anonymous true
+allow_anonymous {anonymous}
 persistence true
 persistence_location {data}/
 autosave_interval 1
@@ -46,14 +46,19 @@ def wait_port(host: str, port: int, timeout_s: float = 15.0) -> None:
 
 
 class Mosquitto:
-    """A private Mosquitto on a free port, with the project's settings; can be restarted."""
+    """A private Mosquitto on a free port, with the project's settings; can be restarted.
+    ``anonymous=False`` and ``extra_conf`` (e.g. ``password_file``/``acl_file`` lines) make a
+    broker that checks credentials."""
 
-    def __init__(self, binary: str) -> None:
+    def __init__(self, binary: str, *, anonymous: bool = True, extra_conf: str = "") -> None:
         self.binary = binary
         self.dir = Path(tempfile.mkdtemp(prefix="pp-mosquitto-"))
         self.port = free_port()
         self.conf = self.dir / "mosquitto.conf"
-        self.conf.write_text(MOSQUITTO_CONF.format(port=self.port, data=self.dir))
+        self.conf.write_text(
+            MOSQUITTO_CONF.format(port=self.port, data=self.dir, anonymous=str(anonymous).lower())
+            + extra_conf
+        )
         if os.geteuid() == 0:
             shutil.chown(self.dir, "mosquitto", "mosquitto")
         self.proc: subprocess.Popen[bytes] | None = None

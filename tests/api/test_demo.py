@@ -1,4 +1,5 @@
-"""`permitpulse demo` on embedded defaults: starts, stores live data, stops cleanly on Ctrl-C."""
+"""`permitpulse demo` on embedded defaults: starts, prints demo users, stores live data a demo
+user can read, stops cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -30,6 +31,19 @@ def _wait_banner(proc: subprocess.Popen[str], timeout_s: float) -> str:
     pytest.fail(f"demo printed no URL (exit code {proc.poll()}); its output ended:\n{tail}")
 
 
+def _read_demo_users(proc: subprocess.Popen[str]) -> dict[str, tuple[str, str]]:
+    """role -> (user name, password) from the table the demo prints after its banner."""
+    assert proc.stdout is not None
+    users: dict[str, tuple[str, str]] = {}
+    header = proc.stdout.readline()
+    assert header.startswith("Demo users"), header
+    while len(users) < 7:
+        parts = proc.stdout.readline().split()
+        assert len(parts) == 3, parts
+        users[parts[0]] = (parts[1], parts[2])
+    return users
+
+
 def _processes_using(path: Path) -> list[psutil.Process]:
     found = []
     for p in psutil.process_iter(["cmdline"]):
@@ -55,6 +69,7 @@ def test_demo_on_embedded_defaults_serves_live_data_and_stops_cleanly(tmp_path: 
     )
     try:
         base = _wait_banner(proc, timeout_s=120)
+        users = _read_demo_users(proc)
         children = psutil.Process(proc.pid).children(recursive=True)
         deadline = time.monotonic() + 60
         stored = 0
@@ -67,7 +82,30 @@ def test_demo_on_embedded_defaults_serves_live_data_and_stops_cleanly(tmp_path: 
                 time.sleep(0.5)
             assert health.json()["status"] == "ok"
             assert health.json()["storage_form"] == "native-partitions"
+            # The printed control-room user logs in and reads a simulated device.
+            name, password = users["control_room"]
+            login = http.post("/api/v1/auth/token", data={"username": name, "password": password})
+            assert login.status_code == 200, login.text
+            token = login.json()["access_token"]
+            anonymous = http.get("/api/v1/devices/dev-0001/latest")
+            auth = {"Authorization": f"Bearer {token}"}
+            while (
+                latest := http.get("/api/v1/devices/dev-0001/latest", headers=auth)
+            ).status_code == 404 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert anonymous.status_code == 401
+            assert latest.status_code == 200, latest.text
+            assert latest.json()["device_id"] == "dev-0001"
         assert stored > 0
+        assert sorted(users) == [
+            "admin",
+            "approver",
+            "control_room",
+            "safety",
+            "supervisor",
+            "watcher",
+            "worker",
+        ]
         assert _processes_using(tmp_path), "the embedded PostgreSQL should be running"
     finally:
         proc.send_signal(signal.SIGINT)

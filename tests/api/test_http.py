@@ -1,4 +1,5 @@
-"""The HTTP API on a running service: health, telemetry reads and error replies."""
+"""The HTTP API on a running service: health, telemetry reads and error replies (telemetry
+reads as a logged-in control-room user; see tests/security for who may read what)."""
 
 from __future__ import annotations
 
@@ -45,10 +46,12 @@ async def test_healthz_reports_broker_database_and_storage_form(live_app: str) -
     assert body["storage_form"] in ("native-partitions", "timescaledb")
 
 
-async def test_latest_returns_newest_sample_of_device(live_app: str, settings: Settings) -> None:
+async def test_latest_returns_newest_sample_of_device(
+    live_app: str, settings: Settings, admin_headers: dict[str, str]
+) -> None:
     """After publishing, the newest sample is served with all its fields."""
     ts = await _publish(settings, "api-1", 5)
-    async with httpx.AsyncClient(base_url=live_app) as http:
+    async with httpx.AsyncClient(base_url=live_app, headers=admin_headers) as http:
         r = await _until_latest(http, "api-1")
     assert r.status_code == 200
     body = r.json()
@@ -58,11 +61,11 @@ async def test_latest_returns_newest_sample_of_device(live_app: str, settings: S
 
 
 async def test_telemetry_window_returns_samples_in_order_and_truncates(
-    live_app: str, settings: Settings
+    live_app: str, settings: Settings, admin_headers: dict[str, str]
 ) -> None:
     """The window is [start, end), oldest first; `limit` cuts and says so."""
     ts = await _publish(settings, "api-2", 10)
-    async with httpx.AsyncClient(base_url=live_app) as http:
+    async with httpx.AsyncClient(base_url=live_app, headers=admin_headers) as http:
         await _until_latest(http, "api-2")
         params = {"device": "api-2", "start": _iso(ts[2]), "end": _iso(ts[8])}
         r = await http.get("/api/v1/telemetry", params=params)
@@ -120,10 +123,10 @@ def _iso(ms: int) -> str:
     ],
 )
 async def test_invalid_requests_get_4xx_with_detail_and_code(
-    live_app: str, path: str, status: int, code: str
+    live_app: str, path: str, status: int, code: str, admin_headers: dict[str, str]
 ) -> None:
     """Every bad request is told what is wrong in `{"detail", "code"}`."""
-    async with httpx.AsyncClient(base_url=live_app) as http:
+    async with httpx.AsyncClient(base_url=live_app, headers=admin_headers) as http:
         r = await http.get(path)
     assert r.status_code == status
     body = r.json()

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from api.app import create_app
+from api.auth import Principal, Role, TokenService
 from api.settings import Settings
 from permits.config import CertificateSettings, PermitSettings
 from permits.models import GeoPoint, PermitType
@@ -28,14 +29,27 @@ async def client(settings: Settings, tmp_path: Path) -> AsyncIterator[httpx.Asyn
         update={"permits": PermitSettings(certificates=CertificateSettings(registry_csv=csv))}
     )
     app = create_app(s)
+    _TOKENS.append(TokenService.from_settings(s.auth))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://pp") as c:
+        reader = hdr("viewer")  # requests without their own user read as this one
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://pp", headers=reader
+        ) as c:
             yield c
 
 
-def hdr(user: str, lang: str = "en") -> dict[str, str]:
-    return {"X-User": user, "Accept-Language": lang}
+#: Signs the test users' access tokens with the service's key (set by the `client` fixture).
+_TOKENS: list[TokenService] = []
+
+
+def hdr(user: str, lang: str = "en", *, sites: list[str] | None = None) -> dict[str, str]:
+    """A logged-in user (every login role; their company positions decide the rest)."""
+    principal = Principal(
+        username=user, roles=frozenset(Role), sites=None if sites is None else frozenset(sites)
+    )
+    token = _TOKENS[-1].access_token(principal).token
+    return {"Authorization": f"Bearer {token}", "Accept-Language": lang}
 
 
 def now() -> dt.datetime:
@@ -171,17 +185,17 @@ async def test_api_illegal_transition_409_names_rule_in_both_languages(
     """Activating a draft: 409 with code, rule and clause, Chinese by default, English on ask."""
     p = await ok(
         await client.post(
-            "/api/v1/permits", json=body(PermitType.MB, f.ORIGIN), headers={"X-User": "app"}
+            "/api/v1/permits", json=body(PermitType.MB, f.ORIGIN), headers=hdr("app", "zh")
         ),
         201,
     )
     url = f"/api/v1/permits/{p['permit_id']}/activate"
-    zh = await client.post(url, json={}, headers={"X-User": "post"})
+    zh = await client.post(url, json={}, headers=hdr("post", "zh"))
     assert zh.status_code == 409
     assert zh.json()["code"] == "invalid_transition"
     assert zh.json()["rule"] == "workflow.transition"
     assert "草稿" in zh.json()["detail"]
-    en = await client.post(url + "?lang=en", json={}, headers={"X-User": "post"})
+    en = await client.post(url + "?lang=en", json={}, headers=hdr("post", "zh"))
     assert "cannot go from 'draft' to 'active'" in en.json()["detail"]
 
 
@@ -200,14 +214,17 @@ async def test_api_rule_violation_422_lists_findings_with_clauses(
     assert j["findings"][0]["facts"]["cap_h"] == 8.0
 
 
-async def test_api_unknown_user_401_and_wrong_role_403(client: httpx.AsyncClient) -> None:
-    """No identity: 401; an identity without the role: 403."""
+async def test_api_no_login_401_no_position_403_other_site_403(client: httpx.AsyncClient) -> None:
+    """No token: 401; a user without the company position: 403; another site's user: 403."""
     data = body(PermitType.MB, f.ORIGIN)
-    assert (await client.post("/api/v1/permits", json=data)).status_code == 401
+    anonymous = {"Authorization": ""}
+    assert (await client.post("/api/v1/permits", json=data, headers=anonymous)).status_code == 401
     r = await client.post("/api/v1/permits", json=data, headers=hdr("nobody"))
-    assert (r.status_code, r.json()["code"]) == (401, "unknown_actor")
+    assert (r.status_code, r.json()["code"]) == (403, "not_authorized")
     r = await client.post("/api/v1/permits", json=data, headers=hdr("wat"))
     assert (r.status_code, r.json()["code"]) == (403, "not_authorized")
+    r = await client.post("/api/v1/permits", json=data, headers=hdr("app", sites=["elsewhere"]))
+    assert (r.status_code, r.json()["code"]) == (403, "site_forbidden")
 
 
 async def test_api_separation_of_duties_403(client: httpx.AsyncClient) -> None:
