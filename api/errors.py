@@ -14,6 +14,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from detectors.errors import DetectorError, ReplayInputError, SnapshotError
 from ingest.errors import DecodeError, PermitPulseError
+from permits.enforcement.alarms import AlarmNotFound, ResolutionRequired
+from permits.enforcement.evacuation import EvacuationNotFound
+from permits.enforcement.pushes import PushNotFound
+from permits.enforcement.rules import RulesFileError
 from permits.errors import (
     ConflictDetected,
     ContentLocked,
@@ -142,6 +146,11 @@ ERROR_TABLE: dict[type[PermitPulseError], tuple[int, str]] = {
     UserExistsError: (409, "conflict"),
     WeakPasswordError: (422, "weak_password"),
     NotFoundError: (404, "not_found"),
+    AlarmNotFound: (404, "alarm_not_found"),
+    PushNotFound: (404, "push_not_found"),
+    EvacuationNotFound: (404, "evacuation_not_found"),
+    ResolutionRequired: (422, "resolution_required"),
+    RulesFileError: (422, "rules_file_error"),
     InvalidQueryError: (422, "invalid_query"),
     DecodeError: (422, "decode_error"),
     PermitNotFound: (404, "permit_not_found"),

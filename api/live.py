@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import WebSocket
+from starlette.websockets import WebSocketState
 
 from api import _ws
 from api._ws import Heartbeat
@@ -101,6 +102,18 @@ class LiveHub:
                 row[m] = None if math.isnan(v) else round(v, 6)
             self._latest[device] = row
             self._version[device] = self._version.get(device, 0) + 1
+
+    def latest(self) -> dict[str, dict[str, Any]]:
+        """The newest sample of every device (shared rows: do not modify)."""
+        return self._latest
+
+    def positions(self) -> dict[str, tuple[float, float]]:
+        """The newest known position of every device that has one."""
+        return {
+            d: (row["lat"], row["lon"])
+            for d, row in self._latest.items()
+            if row.get("lat") is not None and row.get("lon") is not None
+        }
 
     def set_device_facts(
         self, device: str, *, site: str | None = None, permits: Iterable[str] = ()
@@ -229,7 +242,8 @@ async def serve_live(
     heartbeat_s: float = 15.0,
 ) -> None:
     """Run one authenticated control-room connection until it closes."""
-    await ws.accept()
+    if ws.application_state == WebSocketState.CONNECTING:
+        await ws.accept()
     first = await _ws.receive(ws)
     try:
         if first is None or first.get("type") != "subscribe":

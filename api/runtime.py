@@ -3,6 +3,7 @@ ingest and, in the demo, the simulated fleet — all with one structured lifetim
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from contextlib import AsyncExitStack
@@ -11,15 +12,19 @@ from typing import Self
 
 from psycopg_pool import AsyncConnectionPool
 
-from api._tasks import TaskScope
 from api.embedded import embedded_broker, embedded_postgres
 from api.errors import ConfigError
+from api.live import LiveHub
 from api.settings import Settings
 from api.storage import migrate_async, open_pool
+from api.ws_supervisor import PushHub
+from detectors import DetectorPipeline
 from firmware_sim.fleet import Fleet, FleetSpec
 from firmware_sim.publisher import PublishStats, publish_fleet
+from ingest._tasks import TaskScope
 from ingest.consumer import Ingest
 from ingest.writer import TelemetryWriter
+from permits.enforcement.service import Enforcement
 from permits.service import PermitService
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,9 @@ class Runtime:
         self._pool: AsyncConnectionPool | None = None
         self._ingest: Ingest | None = None
         self._permits: PermitService | None = None
+        self._enforcement: Enforcement | None = None
+        self.live = LiveHub()
+        self.push_hub = PushHub()
 
     @property
     def pool(self) -> AsyncConnectionPool:
@@ -58,6 +66,11 @@ class Runtime:
     def permits(self) -> PermitService:
         assert self._permits is not None, "runtime not started"
         return self._permits
+
+    @property
+    def enforcement(self) -> Enforcement:
+        assert self._enforcement is not None, "runtime not started"
+        return self._enforcement
 
     @property
     def ingest(self) -> Ingest:
@@ -96,12 +109,29 @@ class Runtime:
         self._permits = await enter(
             PermitService(pool=self._pool, settings=s.permits, data_dir=s.data_dir)
         )
+        # Compile (or load from the on-disk cache) the detector kernels before serving.
+        compile_s = await asyncio.to_thread(DetectorPipeline.warm_up, s.detectors)
+        log.info("detectors warm (%.1f s)", compile_s)
+        self._enforcement = await enter(
+            Enforcement(
+                pool=self._pool,
+                database_url=self.database_url,
+                mqtt_url=self.mqtt_url,
+                mqtt=s.mqtt,
+                settings=s.enforcement,
+                detectors=s.detectors,
+                permits=self._permits,
+                live=self.live,
+                outbox=self.push_hub,
+            )
+        )
         self._ingest = await enter(
             Ingest(
                 mqtt_url=self.mqtt_url,
                 mqtt=s.mqtt,
                 settings=s.ingest,
                 writer=TelemetryWriter(self._pool),
+                on_batch=self._enforcement.on_batch,
             )
         )
         await self._ingest.wait_subscribed(timeout_s=30)

@@ -20,19 +20,17 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, WebSocket
+from fastapi import WebSocket
+from starlette.websockets import WebSocketState
 
 from api import _ws
 from api._ws import Heartbeat
 from permits.enforcement.pushes import PushNotFound, PushService
 
 log = logging.getLogger(__name__)
-
-router = APIRouter()
-Authenticator = Callable[[WebSocket], Awaitable[str | None]]
 
 
 class PushHub:
@@ -80,7 +78,8 @@ async def serve_supervisor(
     heartbeat_s: float = 15.0,
 ) -> None:
     """Run one authenticated supervisor connection until it closes."""
-    await ws.accept()
+    if ws.application_state == WebSocketState.CONNECTING:
+        await ws.accept()
     async with hub.connect(user_id) as queue:
         await _ws.send(ws, {"type": "hello", "user_id": user_id})
         for push in await pushes.pending_for(user_id):

@@ -185,6 +185,12 @@ RULES: Mapping[str, RuleText] = {
         "B.1", "没有待签署的审批步骤", "No route step is waiting for a signature"
     ),
     "approval.reason_required": RuleText("B.1", "驳回须说明理由", "A rejection needs a reason"),
+    # fitness (downgrade by the rule engine)
+    "worker.unfit": RuleText(
+        "4.9",
+        "作业人员 {worker_id} 被强制休息（{reason}），恢复前不得进入作业",
+        "Worker {worker_id} is on mandatory rest ({reason}) and cannot work until recovered",
+    ),
     # certificates
     "certificate.missing": RuleText(
         "4.9",

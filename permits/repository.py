@@ -138,6 +138,17 @@ async def upsert_user(
     )
 
 
+async def unfit_workers(conn: Conn, worker_ids: Sequence[str]) -> list[tuple[str, str]]:
+    """(worker, reason) of the given workers on mandatory rest (rule-engine downgrades)."""
+    rows = await _rows(
+        conn,
+        "SELECT worker_id, reason FROM worker_fitness WHERE NOT fit AND worker_id = ANY(%s)"
+        " ORDER BY worker_id",
+        (list(worker_ids),),
+    )
+    return [(str(r["worker_id"]), str(r["reason"])) for r in rows]
+
+
 async def worker_site(conn: Conn, worker_id: str) -> str | None:
     row = await _one(conn, "SELECT site_id FROM workers WHERE worker_id = %s", (worker_id,))
     return None if row is None else str(row["site_id"])

@@ -987,6 +987,7 @@ class PermitService:
             counts = await repo.evidence_counts(conn, p.permit_id)
             problems += _checks.photos(steps, counts, self.settings.photos_per_step)
             problems += await self._host_problems(conn, p)
+            problems += await self._unfit(conn, p)
             if problems:
                 await self._refuse(p, actor, "activate", RuleViolation(*problems))
             await self._simops(conn, p, actor, "activate")
@@ -1084,6 +1085,7 @@ class PermitService:
             last_in = await repo.last_checkin(conn, p.permit_id, p.watcher)
             problems += _checks.checkin(p, last_in, now, self.settings, since=since)
             problems += await self._host_problems(conn, p)
+            problems += await self._unfit(conn, p)
             if problems:
                 await self._refuse(p, actor, "resume", RuleViolation(*problems))
             await self._simops(conn, p, actor, "resume")
@@ -1224,6 +1226,11 @@ class PermitService:
             )
             await self._end_hosted(conn, p, now)
         return await self.get(permit_id)
+
+    async def _unfit(self, conn: repo.Conn, p: Permit) -> list[Finding]:
+        """Workers on mandatory rest cannot be put on an active permit (4.9; SPEC §5)."""
+        unfit = await repo.unfit_workers(conn, [w.worker_id for w in p.workers])
+        return [finding("worker.unfit", worker_id=w, reason=r) for w, r in unfit]
 
     async def _end_hosted(self, conn: repo.Conn, host: Permit, now: dt.datetime) -> list[str]:
         """Temporary electricity ends with the permit it feeds (10.8)."""

@@ -182,12 +182,18 @@ class AlarmStore:
             )
         return AlarmRow(**row)
 
-    async def recent(self, *, active_only: bool = False, limit: int = 200) -> list[AlarmRow]:
-        """Newest first."""
-        where = "WHERE state = 'active'" if active_only else ""
+    async def recent(
+        self, *, active_only: bool = False, limit: int = 200, sites: Sequence[str] | None = None
+    ) -> list[AlarmRow]:
+        """Newest first; ``sites``: only alarms of devices of those sites (None: every site)."""
+        state = "AND state = 'active'" if active_only else ""
+        only = None if sites is None else list(sites)
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
-                f"SELECT {_COLS} FROM alarms {where} ORDER BY raised_at DESC LIMIT %s", (limit,)
+                f"SELECT {_COLS} FROM alarms WHERE (%s::text[] IS NULL OR device_id IN"
+                f" (SELECT device_id FROM devices WHERE site_id = ANY(%s))) {state}"
+                " ORDER BY raised_at DESC LIMIT %s",
+                (only, only, limit),
             )
             return [AlarmRow(**r) for r in await cur.fetchall()]
 

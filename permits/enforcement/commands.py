@@ -20,8 +20,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from api._tasks import TaskScope
 from ingest import topics
+from ingest._tasks import TaskScope
 from ingest.commands import Ack, AckStatus, Command, CommandAction, parse_ack
 from ingest.config import MqttSettings
 from ingest.mqtt import backoff_s, client

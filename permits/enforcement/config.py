@@ -28,6 +28,21 @@ class EnforcementSettings(BaseModel):
     dispatch_tick_s: float = Field(
         default=0.2, gt=0, description="How often due retries and deadlines are checked."
     )
+    work_area_radius_m: float = Field(
+        default=50.0,
+        gt=0,
+        description="Radius of a permit's work area around its work point when the permit names "
+        "none (company policy; the same 50 m as the check-in rule, SPEC §6).",
+    )
+    tick_s: float = Field(
+        default=1.0, gt=0, description="Offline / no-motion checks, evacuation tracking, recovery."
+    )
+    refresh_s: float = Field(
+        default=30.0, gt=0, description="Re-read permits, devices and fitness at least this often."
+    )
+    snapshot_s: float = Field(
+        default=60.0, gt=0, description="Save the detectors' state this often (restart-safe)."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "EnforcementSettings":

@@ -22,7 +22,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from api._tasks import TaskScope
+from ingest._tasks import TaskScope
 from ingest.errors import PermitPulseError
 
 log = logging.getLogger(__name__)

@@ -162,6 +162,38 @@ def upgrade() -> None:
         );
         CREATE INDEX alarm_events_idx ON alarm_events (alarm_id, event_id);
 
+        -- An evacuation of a permit's area: complete only when everyone is accounted for
+        -- (outside the area by GPS, or confirmed by the watcher's head count).
+        CREATE TABLE evacuations (
+            evacuation_id uuid PRIMARY KEY,
+            permit_id     uuid REFERENCES permits,
+            decision_id   bigint REFERENCES decisions,
+            site_id       text NOT NULL,
+            lat           double precision NOT NULL,
+            lon           double precision NOT NULL,
+            radius_m      double precision NOT NULL CHECK (radius_m > 0),
+            reason        text NOT NULL,
+            state         text NOT NULL DEFAULT 'in_progress'
+                          CHECK (state IN ('in_progress', 'complete')),
+            started_at    timestamptz NOT NULL DEFAULT now(),
+            completed_at  timestamptz,
+            CHECK ((state = 'complete') = (completed_at IS NOT NULL))
+        );
+        CREATE UNIQUE INDEX evacuations_one_open ON evacuations (permit_id)
+            WHERE state = 'in_progress';
+        CREATE TABLE evacuation_people (
+            evacuation_id uuid NOT NULL REFERENCES evacuations,
+            device_id     text NOT NULL,
+            worker_id     text,
+            cmd_id        uuid REFERENCES device_commands,
+            acked_at      timestamptz,
+            outside_at    timestamptz,
+            confirmed_at  timestamptz,
+            confirmed_by  text,
+            PRIMARY KEY (evacuation_id, device_id),
+            CHECK ((confirmed_at IS NULL) = (confirmed_by IS NULL))
+        );
+
         -- A worker sent to rest (downgrade) is unfit until the return-to-work condition holds.
         CREATE TABLE worker_fitness (
             worker_id    text PRIMARY KEY,
@@ -179,6 +211,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(
         """
+        DROP TABLE IF EXISTS evacuation_people, evacuations CASCADE;
         DROP TABLE IF EXISTS worker_fitness, alarm_events, alarms CASCADE;
         DROP TABLE IF EXISTS pushes, push_groups CASCADE;
         DROP TABLE IF EXISTS device_command_events, device_commands, decisions CASCADE;

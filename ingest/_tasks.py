@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
+
+T = TypeVar("T")
 
 
 class TaskScope:
@@ -15,10 +18,15 @@ class TaskScope:
     def __init__(self) -> None:
         self._tg = asyncio.TaskGroup()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> Self:
         await self._tg.__aenter__()
         return self
+
+    async def enter(self, manager: AbstractAsyncContextManager[T]) -> T:
+        """Enter an async context manager for the scope's lifetime (closed after the tasks)."""
+        return await self._stack.enter_async_context(manager)
 
     def start(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         task = self._tg.create_task(coro, name=name)
@@ -30,4 +38,7 @@ class TaskScope:
     ) -> None:
         for task in self._tasks:
             task.cancel()
-        await self._tg.__aexit__(et, e, tb)
+        try:
+            await self._tg.__aexit__(et, e, tb)
+        finally:
+            await self._stack.aclose()

@@ -1,0 +1,387 @@
+"""Live enforcement: detector alarms and permit events in, decisions carried out.
+
+Fed by the ingest (every committed batch goes through the detector pipeline) and by the
+permits' event channel (expiry, due-soon, state changes); owns the command and push
+services, the alarm store and the evacuation tracker. One async context manager, one
+TaskGroup: a ticker (offline/no-motion detection, evacuation tracking, return to work), a
+permit-event listener, a context refresher and the detector snapshotter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import orjson
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from detectors import DetectorPipeline, DetectorSettings
+from detectors.models import AlarmEvent, Geofence, WorkerProfile
+from detectors.repository import restore_pipeline, save_snapshot
+from ingest._tasks import TaskScope
+from ingest.config import MqttSettings
+from ingest.wire import SampleBatch
+from permits.enforcement.alarms import AlarmStore
+from permits.enforcement.commands import CommandRecord, CommandService
+from permits.enforcement.config import EnforcementSettings
+from permits.enforcement.context import LiveContext, SqlRecipients
+from permits.enforcement.engine import AlarmFacts, PermitFacts, evaluate_alarm, evaluate_permit
+from permits.enforcement.evacuation import Evacuations
+from permits.enforcement.executor import Executor
+from permits.enforcement.pushes import Outbox, PushService
+from permits.enforcement.rules import DEFAULT_RULES, RuleSet, Trigger, load
+from permits.service import PermitService
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_SHARD = "live"
+HEAT_KINDS = frozenset({"hr_sustained_high", "core_temp_high", "strain_high", "spo2_low"})
+
+
+class LiveSink(Protocol):
+    """The control room's live hub (telemetry and events)."""
+
+    def publish_batch(self, batch: SampleBatch, sites: dict[str, str] | None = None) -> None: ...
+
+    def publish_event(self, event: dict[str, Any]) -> int: ...
+
+    def set_device_facts(
+        self, device: str, *, site: str | None = None, permits: Any = ()
+    ) -> None: ...
+
+    def positions(self) -> Mapping[str, tuple[float, float]]: ...
+
+
+@dataclass
+class EnforcementStats:
+    batches: int = 0
+    alarms: int = 0
+    decisions: int = 0
+    last_tick_ms: int = 0
+
+
+class Enforcement:
+    """The live rule engine and everything that carries out its decisions."""
+
+    def __init__(
+        self,
+        *,
+        pool: AsyncConnectionPool,
+        database_url: str,
+        mqtt_url: str,
+        mqtt: MqttSettings,
+        settings: EnforcementSettings,
+        detectors: DetectorSettings,
+        permits: PermitService,
+        live: LiveSink,
+        outbox: Outbox,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self._pool = pool
+        self._db_url = database_url
+        self._s = settings
+        self._live = live
+        self._permits = permits
+        self._clock_ms = clock_ms
+        self.rules: RuleSet = load(settings.rules_file or DEFAULT_RULES)
+        self.ctx = LiveContext(pool, work_area_radius_m=settings.work_area_radius_m)
+        self.pipeline = DetectorPipeline(detectors)
+        self.alarms = AlarmStore(pool)
+        self.evacuations = Evacuations(pool)
+        self.commands = CommandService(
+            pool=pool,
+            mqtt_url=mqtt_url,
+            mqtt=mqtt,
+            settings=settings,
+            on_change=self._command_changed,
+        )
+        self.pushes = PushService(pool=pool, recipients=SqlRecipients(), outbox=outbox)
+        self.executor = Executor(
+            pool=pool,
+            ctx=self.ctx,
+            commands=self.commands,
+            pushes=self.pushes,
+            permits=permits,
+            evacuations=self.evacuations,
+            live=live,
+            positions=live.positions,
+        )
+        self.stats = EnforcementStats()
+        self._lock = asyncio.Lock()  # one detector pass at a time (batches and ticks)
+        self._recovering: dict[str, int] = {}
+        self._scope = TaskScope()
+
+    async def __aenter__(self) -> Self:
+        async with self._pool.connection() as conn:
+            restored = await restore_pipeline(
+                conn=conn, shard=SNAPSHOT_SHARD, pipeline=self.pipeline
+            )
+        log.info("detector state %s", "restored" if restored else "fresh")
+        await self.refresh()
+        await self._scope.__aenter__()
+        try:
+            await self._scope.enter(self.commands)
+            await self._scope.enter(self.pushes)
+            self._scope.start(self._ticker(), name="enforcement-tick")
+            self._scope.start(self._permit_events(), name="enforcement-permit-events")
+            self._scope.start(self._refresher(), name="enforcement-refresh")
+            self._scope.start(self._snapshotter(), name="enforcement-snapshots")
+        except BaseException:
+            await self._scope.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._scope.__aexit__(et, e, tb)
+        with contextlib.suppress(psycopg.Error, OSError):
+            await self._save_snapshot()
+
+    # ------------------------------------------------------------------ inputs
+
+    async def on_batch(self, batch: SampleBatch) -> None:
+        """The ingest's after-commit hook: live view, detectors, decisions."""
+        self._live.publish_batch(batch)
+        async with self._lock:
+            events = self.pipeline.process(batch, self._clock_ms())
+        self.stats.batches += 1
+        if events:
+            await self._on_alarms(events)
+
+    def estimates(self, device_id: str) -> dict[str, Any] | None:
+        """The detectors' current scores for a device (core temperature, strain, ...)."""
+        if device_id not in self.pipeline._slot:
+            return None
+        return {
+            k: (None if isinstance(v, float) and v != v else v)
+            for k, v in self.pipeline.scores(device_id).items()
+        }
+
+    async def refresh(self) -> None:
+        """Re-read permits, devices and fitness; tell the detectors and the live hub."""
+        snap = await self.ctx.refresh()
+        async with self._lock:
+            for device in snap.devices.values():
+                profile = None
+                if device.worker_id is not None:
+                    profile = WorkerProfile(
+                        worker_id=device.worker_id,
+                        age=device.age,
+                        acclimatized=device.acclimatized,
+                        resting_hr=device.resting_hr,
+                    )
+                if self.pipeline.profiles.get(device.device_id) != profile:
+                    self.pipeline.assign(device.device_id, profile)
+            self.pipeline.set_permits(
+                Geofence(
+                    permit_id=p.permit_id,
+                    lat=p.lat or 0.0,
+                    lon=p.lon or 0.0,
+                    radius_m=p.radius_m or self._s.work_area_radius_m,
+                    devices=p.devices,
+                    watcher_device=p.watcher_device,
+                    type=p.type,
+                    level=p.level,
+                )
+                for p in snap.permits.values()
+                if p.state == "active" and p.lat is not None and p.lon is not None
+            )
+        for device in snap.devices.values():
+            self._live.set_device_facts(
+                device.device_id,
+                site=device.site_id,
+                permits=[p.permit_id for p in snap.by_device.get(device.device_id, [])],
+            )
+
+    async def _on_alarms(self, events: list[AlarmEvent]) -> None:
+        facts = [
+            AlarmFacts(
+                ts_ms=e.ts_ms,
+                device_id=e.device_id,
+                worker_id=e.worker_id,
+                kind=e.kind.value,
+                severity=e.severity.label,
+                state=e.state.value,
+                value=e.value,
+            )
+            for e in events
+            if e.state.value in ("raised", "escalated", "cleared")
+        ]
+        self.stats.alarms += len(facts)
+        rows = await self.alarms.record(facts)
+        for row in rows:
+            self._live.publish_event(
+                {
+                    "type": "alarm",
+                    **row.to_json(),
+                    "site_id": self.ctx.site_of_device(row.device_id),
+                }
+            )
+        for fact in facts:
+            for decision in evaluate_alarm(self.rules, fact, self.ctx):
+                self.stats.decisions += 1
+                await self.executor.execute(decision)
+            if fact.state != "cleared" and fact.severity in ("warning", "critical"):
+                for permit in self.ctx.permits_of(fact.device_id):
+                    if permit.state == "active":
+                        with contextlib.suppress(Exception):
+                            await self._permits.record_alarm(
+                                permit_id=uuid.UUID(permit.permit_id),
+                                kind=fact.kind,
+                                severity=fact.severity,
+                                worker_id=fact.worker_id,
+                            )
+
+    async def _command_changed(self, record: CommandRecord) -> None:
+        if record.action == "evacuate" and record.state in ("delivered", "done"):
+            await self.evacuations.acked(record.cmd_id)
+        self._live.publish_event(
+            {
+                "type": "command",
+                "cmd_id": str(record.cmd_id),
+                "device_id": record.device_id,
+                "action": record.action,
+                "state": record.state,
+                "detail": record.detail,
+            }
+        )
+        if record.state in ("timed_out", "expired"):
+            site = self.ctx.site_of_device(record.device_id)
+            if site is not None:
+                await self.pushes.notify(
+                    site_id=site,
+                    roles=["control_room"],
+                    chain=["control_room"],
+                    message=f"Device {record.device_id} did not acknowledge '{record.action}'",
+                    deadline_s=300,
+                    kind="command_timeout",
+                    payload={"cmd_id": str(record.cmd_id), "device_id": record.device_id},
+                    decision_id=record.decision_id,
+                )
+
+    # ------------------------------------------------------------------ tasks
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self._s.tick_s)
+            try:
+                now = self._clock_ms()
+                async with self._lock:
+                    events = self.pipeline.tick(now)
+                self.stats.last_tick_ms = now
+                if events:
+                    await self._on_alarms(events)
+                for evac in await self.evacuations.track(self._live.positions()):
+                    self._live.publish_event({"type": "evacuation", **evac.to_json()})
+                await self._return_to_work(now)
+            except (psycopg.Error, OSError) as exc:
+                log.warning("enforcement tick failed (%s)", exc)
+
+    async def _return_to_work(self, now_ms: int) -> None:
+        """Workers on rest are fit again after their heat and SpO2 alarms stayed clear for the
+        decision's recovery time (SPEC §5 downgrade)."""
+        if not self.ctx.snap.unfit:
+            self._recovering.clear()
+            return
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT worker_id, coalesce(recover_min, 15) FROM worker_fitness WHERE NOT fit"
+            )
+            rows = await cur.fetchall()
+        for worker_id, recover_min in rows:
+            devices = self.ctx.devices_of_worker(worker_id)
+            hot = any(
+                level > 0
+                for d in devices
+                if d in self.pipeline._slot
+                for kind, level in self.pipeline.levels(d).items()
+                if kind.value in HEAT_KINDS
+            ) or not any(d in self.pipeline._slot for d in devices)
+            if hot:
+                self._recovering.pop(worker_id, None)
+                continue
+            since = self._recovering.setdefault(worker_id, now_ms)
+            if now_ms - since >= recover_min * 60_000:
+                await self._declare_fit(worker_id)
+
+    async def _declare_fit(self, worker_id: str) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE worker_fitness SET fit = true, reason = 'recovered', since = now()"
+                " WHERE worker_id = %s",
+                (worker_id,),
+            )
+        self.ctx.snap.unfit.pop(worker_id, None)
+        self._recovering.pop(worker_id, None)
+        self._live.publish_event({"type": "fitness", "worker_id": worker_id, "fit": True})
+        log.info("worker %s recovered and fit again", worker_id)
+
+    async def _permit_events(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._db_url, autocommit=True
+                ) as conn:
+                    await conn.execute("LISTEN pp_permit_events")
+                    async for note in conn.notifies():
+                        await self._on_permit_event(orjson.loads(note.payload))
+            except (psycopg.Error, OSError) as exc:
+                log.warning("permit event listener lost (%s); reconnecting", exc)
+                await asyncio.sleep(1.0)
+
+    async def _on_permit_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("kind")
+        permit_id = str(event.get("permit_id"))
+        before = self.ctx.snap.permits.get(permit_id)
+        await self.refresh()
+        permit = self.ctx.snap.permits.get(permit_id) or before
+        self._live.publish_event(
+            {
+                "type": "permit",
+                "permit_id": permit_id,
+                "kind": kind,
+                "state": event.get("to_state"),
+                "site_id": self.ctx.site_of_permit(permit_id),
+            }
+        )
+        trigger = {"expire": Trigger.PERMIT_EXPIRED, "due_soon": Trigger.PERMIT_DUE}.get(str(kind))
+        if trigger is None or permit is None:
+            return
+        if trigger is Trigger.PERMIT_EXPIRED:
+            permit = PermitFacts(**{**_facts_dict(permit), "state": "expired"})
+        for decision in evaluate_permit(self.rules, trigger, permit, self._clock_ms()):
+            self.stats.decisions += 1
+            await self.executor.execute(decision, permit=permit)
+
+    async def _refresher(self) -> None:
+        while True:
+            await asyncio.sleep(self._s.refresh_s)
+            try:
+                await self.refresh()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("context refresh failed (%s)", exc)
+
+    async def _snapshotter(self) -> None:
+        while True:
+            await asyncio.sleep(self._s.snapshot_s)
+            try:
+                await self._save_snapshot()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("detector snapshot failed (%s)", exc)
+
+    async def _save_snapshot(self) -> None:
+        async with self._lock, self._pool.connection() as conn:
+            await save_snapshot(conn=conn, shard=SNAPSHOT_SHARD, pipeline=self.pipeline)
+
+
+def _facts_dict(p: PermitFacts) -> dict[str, Any]:
+    return {name: getattr(p, name) for name in PermitFacts.__slots__}
