@@ -16,8 +16,7 @@ from api.embedded import embedded_broker, embedded_postgres
 from api.errors import ConfigError
 from api.settings import Settings
 from api.storage import migrate_async, open_pool
-from firmware_sim.fleet import Fleet, FleetSpec
-from firmware_sim.publisher import PublishStats, publish_fleet
+from firmware_sim import PlayStats, demo_scenario, play
 from ingest.consumer import Ingest
 from ingest.writer import TelemetryWriter
 
@@ -31,7 +30,7 @@ class Runtime:
         settings: the configuration.
         embedded: start an embedded broker / PostgreSQL where no URL is configured
             (`permitpulse demo`); otherwise a missing URL is a `ConfigError`.
-        simulate: publish the configured simulated fleet (`permitpulse demo`).
+        simulate: play the configured simulator scenario (`permitpulse demo`).
     """
 
     def __init__(self, settings: Settings, *, embedded: bool = False, simulate: bool = False):
@@ -42,7 +41,7 @@ class Runtime:
         self.database_url = ""
         self.storage_form = "unknown"
         self.started_at = time.time()
-        self.fleet_stats = PublishStats()
+        self.fleet_stats = PlayStats()
         self._stack = AsyncExitStack()
         self._pool: AsyncConnectionPool | None = None
         self._ingest: Ingest | None = None
@@ -96,17 +95,19 @@ class Runtime:
         )
         await self._ingest.wait_subscribed(timeout_s=30)
         tasks = await enter(TaskScope())
-        if self.simulate and s.simulator.devices:
-            fleet = Fleet(FleetSpec(devices=s.simulator.devices, seed=s.simulator.seed))
+        scenario = demo_scenario(s.simulator) if self.simulate else None
+        if scenario is not None:
             tasks.start(
-                publish_fleet(
-                    fleet,
+                play(
+                    scenario,
                     mqtt_url=self.mqtt_url,
                     topic_root=s.mqtt.topic_root,
                     site=s.simulator.site,
-                    rate_hz=s.simulator.rate_hz,
                     encoding=s.simulator.encoding,
+                    speed=s.simulator.speed,
+                    forever=True,
+                    seed=s.simulator.seed,
                     stats=self.fleet_stats,
                 ),
-                name="demo-fleet",
+                name="demo-simulator",
             )
