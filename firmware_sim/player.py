@@ -204,6 +204,7 @@ class LinkRunner:
 
     async def _connection(self) -> None:
         attempt = 0
+        sessions = 0
         while not (self.closing and (self.down or self.dead)):
             if self.down or self.dead:
                 await self._wait()
@@ -217,6 +218,8 @@ class LinkRunner:
                     keepalive_s=self.keepalive_s,
                 ) as mqtt:
                     attempt = 0
+                    sessions += 1
+                    self.stats.reconnects += sessions > 1
                     await self._online(mqtt)
                     if await self._serve(mqtt):
                         return
@@ -225,7 +228,6 @@ class LinkRunner:
                 self.connected.clear()
                 if self.closing:
                     return
-                self.stats.reconnects += 1
                 await asyncio.sleep(backoff_s(attempt, base=0.2, cap=5.0))
                 attempt += 1
 
@@ -283,7 +285,10 @@ class LinkRunner:
         frames = self.framer.frames(rec)
         if not frames:
             return
-        acked = await mqtt.publish_many([(f.topic, f.payload) for f in frames], qos=self.qos)
+        try:
+            acked = await mqtt.publish_many([(f.topic, f.payload) for f in frames], qos=self.qos)
+        except LinkLostError:
+            acked = 0  # lost before anything went out
         for f in frames[:acked]:
             self.stats.messages += 1
             self.stats.samples += len(f.rec)
