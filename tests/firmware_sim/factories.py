@@ -37,7 +37,14 @@ BASE: dict[str, Any] = {
         ],
     },
     "permits": [
-        {"id": "DH-U", "type": "DH", "level": "2", "area": "work", "workers": ["w1", "w2", "w3"], "watcher": "ww"},
+        {
+            "id": "DH-U",
+            "type": "DH",
+            "level": "2",
+            "area": "work",
+            "workers": ["w1", "w2", "w3"],
+            "watcher": "ww",
+        },
         {"id": "SX-U", "type": "SX", "area": "tank", "workers": ["t1", "t2"], "watcher": "tw"},
     ],
     "workers": [
@@ -105,6 +112,7 @@ class Recorder:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._arrived = asyncio.Event()
 
     async def __aenter__(self) -> Recorder:
         self._task = asyncio.create_task(self._run())
@@ -132,6 +140,7 @@ class Recorder:
                     async for m in client.messages:
                         payload = m.payload if isinstance(m.payload, bytes) else b""
                         self.messages.append((str(m.topic), payload, bool(m.retain)))
+                        self._arrived.set()
             except aiomqtt.MqttError:
                 await asyncio.sleep(0.2)
 
@@ -139,6 +148,9 @@ class Recorder:
         return [(t, p) for t, p, _ in self.messages if t.endswith(suffix)]
 
     async def wait_for(self, predicate: Any, timeout_s: float = 20.0) -> None:
+        """Return once ``predicate()`` holds, re-checking as messages arrive."""
         async with asyncio.timeout(timeout_s):
             while not predicate():
-                await asyncio.sleep(0.05)
+                self._arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), 0.5)

@@ -70,24 +70,37 @@ def test_device_frame_binary_equals_wire_encoder() -> None:
 @pytest.mark.parametrize("encoding", ["binary", "json"])
 def test_framer_gateway_frames_decode_to_the_same_samples(encoding: str) -> None:
     """Gateway frames carry every sample of every device behind the gateway, decodable."""
-    scn = scenario(gateways=[{"id": "gw1", "devices": ["u-w1", "u-w2", "u-w3"], "max_frame_samples": 2}])
+    scn = scenario(
+        gateways=[{"id": "gw1", "devices": ["u-w1", "u-w2", "u-w3"], "max_frame_samples": 2}]
+    )
     sim = Simulation(scn)
     tick = sim.step()
     link = next(link for link in sim.links if link.id == "gw1")
     rec = tick.samples.to_records()
     mine = rec[np.isin(rec["dev"], link.devices)]
-    framer = Framer(link, sim.devices, topic_root="r", site="s", encoding=encoding, replay_frame_samples=5)
+    framer = Framer(
+        link, sim.devices, topic_root="r", site="s", encoding=encoding, replay_frame_samples=5
+    )
     frames = framer.frames(mine)
     assert [f.topic for f in frames] == ["r/s/gateway/gw1/telemetry"] * 2
     decoded = [s for f in frames for s in decode(f.payload).samples()]
     assert [(s.device_id, s.seq) for s in decoded] == [("u-w1", 1), ("u-w2", 1), ("u-w3", 1)]
 
 
-@pytest.mark.parametrize(("encoding", "gateway"), [("binary", 1), ("binary", 4), ("json", 1), ("json", 4)])
+@pytest.mark.parametrize(
+    ("encoding", "gateway"), [("binary", 1), ("binary", 4), ("json", 1), ("json", 4)]
+)
 def test_load_frames_patch_seq_ts_and_packet_ids(encoding: str, gateway: int) -> None:
     """Pre-encoded load frames, once stamped, decode with the tick's sequence number and
     timestamp and carry consecutive packet ids."""
-    spec = LoadSpec(mqtt_url="mqtt://x", topic_root="r", devices=8, encoding=encoding, gateway_size=gateway, cycle_ticks=3)  # type: ignore[arg-type]
+    spec = LoadSpec(
+        mqtt_url="mqtt://x",
+        topic_root="r",
+        devices=8,
+        encoding=encoding,
+        gateway_size=gateway,
+        cycle_ticks=3,
+    )  # type: ignore[arg-type]
     fs = build_frames(spec, part_devices(spec, 0))
     ts = fs.tick(2, seq=7, ts_ms=1_700_000_000_123, first_pid=65_534)
     from firmware_sim._packets import PacketReader, parse_publish
@@ -96,7 +109,7 @@ def test_load_frames_patch_seq_ts_and_packet_ids(encoding: str, gateway: int) ->
     assert len(packets) == fs.packets == 8 // gateway
     pids, samples = [], []
     for p in packets:
-        topic, payload, qos, pid = parse_publish(p)
+        topic, payload, _qos, pid = parse_publish(p)
         pids.append(pid)
         batch = decode(payload, topic_device=None if gateway > 1 else topic.split("/")[-2])
         samples += batch.samples()

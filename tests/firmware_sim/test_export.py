@@ -15,7 +15,9 @@ from ingest.wire import FLAG_REPLAY
 def test_export_outage_scenario_replays_every_sample_once(tmp_path: Path) -> None:
     """Samples held during an outage arrive later flagged as replayed; every device's
     timestamps appear once each, one per second; empty fields only where values are missing."""
-    summary = export(load_scenario("outage.yaml"), telemetry=tmp_path / "t.csv", truth=tmp_path / "truth.json")
+    summary = export(
+        load_scenario("outage.yaml"), telemetry=tmp_path / "t.csv", truth=tmp_path / "truth.json"
+    )
     rows = list(csv.DictReader((tmp_path / "t.csv").open()))
     assert (tmp_path / "t.csv").read_text().splitlines()[0] == CSV_HEADER
     assert summary.rows == len(rows) == 3 * 60
@@ -27,10 +29,14 @@ def test_export_outage_scenario_replays_every_sample_once(tmp_path: Path) -> Non
     assert summary.replayed == len(replayed) == 15 + 2 * 10  # 15 s and 10 s down
     saf1 = [int(r["ts_ms"]) for r in rows if r["device_id"] == "saf-1"]
     assert saf1 == sorted(saf1)  # the held samples go out before the next live one
-    at_return = rows.index(next(r for r in rows if r["device_id"] == "saf-1" and int(r["flags"]) & FLAG_REPLAY))
+    at_return = rows.index(
+        next(r for r in rows if r["device_id"] == "saf-1" and int(r["flags"]) & FLAG_REPLAY)
+    )
     assert int(rows[at_return - 1]["ts_ms"]) > int(rows[at_return]["ts_ms"])  # they arrive late
     first = rows[0]
-    assert first["hr"] and first["lat"] and first["battery"]
+    assert first["hr"]
+    assert first["lat"]
+    assert first["battery"]
     truth = orjson.loads((tmp_path / "truth.json").read_bytes())
     outages = [r for r in truth["incidents"] if r["kind"] == "network_outage"]
     assert sorted(r["device_id"] for r in outages) == ["saf-1", "saf-2", "saf-3"]
@@ -39,7 +45,9 @@ def test_export_outage_scenario_replays_every_sample_once(tmp_path: Path) -> Non
 def test_export_missing_values_are_empty_fields(tmp_path: Path) -> None:
     """A sensor dropout shows as empty HR/SpO2/skin fields, not zeros."""
     export(load_scenario("incidents.yaml"), telemetry=tmp_path / "t.csv", duration_s=1850)
-    rows = [r for r in csv.DictReader((tmp_path / "t.csv").open()) if r["device_id"] == "ev-dropout-1"]
+    rows = [
+        r for r in csv.DictReader((tmp_path / "t.csv").open()) if r["device_id"] == "ev-dropout-1"
+    ]
     gap = rows[1800:1840]
     assert all(r["hr"] == "" and r["spo2"] == "" and r["skin_temp"] == "" for r in gap)
     assert all(r["motion"] != "" for r in gap)
@@ -52,7 +60,13 @@ def test_export_writes_workers_and_permits_next_to_the_csv(tmp_path: Path) -> No
     permits = orjson.loads((tmp_path / "out" / "permits.json").read_bytes())
     assert set(workers[0]) == {"device_id", "worker_id", "age", "acclimatized", "resting_hr"}
     li = next(w for w in workers if w["worker_id"] == "w-li-qiang")
-    assert li == {"device_id": "ww-dh-02", "worker_id": "w-li-qiang", "age": 47, "acclimatized": False, "resting_hr": 72.0}
+    assert li == {
+        "device_id": "ww-dh-02",
+        "worker_id": "w-li-qiang",
+        "age": 47,
+        "acclimatized": False,
+        "resting_hr": 72.0,
+    }
     assert len(workers) == 11 + 6  # the crew plus the background operators
     keys = {"permit_id", "type", "level", "devices", "watcher_device", "lat", "lon", "radius_m"}
     assert all(set(p) == keys for p in permits)
@@ -65,7 +79,15 @@ def test_export_writes_workers_and_permits_next_to_the_csv(tmp_path: Path) -> No
 def test_cli_simulate_export_prints_summary(tmp_path: Path, capsys: object) -> None:
     """`permitpulse simulate --scenario X --export T --truth J` writes the files, one JSON line."""
     code = main(
-        ["simulate", "--scenario", "outage.yaml", "--export", str(tmp_path / "t.csv"), "--truth", str(tmp_path / "j.json")]
+        [
+            "simulate",
+            "--scenario",
+            "outage.yaml",
+            "--export",
+            str(tmp_path / "t.csv"),
+            "--truth",
+            str(tmp_path / "j.json"),
+        ]
     )
     assert code == 0
     out = capsys.readouterr().out  # type: ignore[attr-defined]

@@ -61,7 +61,9 @@ def test_heat_strain_drives_core_past_39_5_and_hr_above_limit() -> None:
 def test_o2_deficient_spo2_falls_below_90_over_tens_of_seconds() -> None:
     """O2-deficient space: the entrants' SpO2 falls below 90 % within a minute but not at once;
     the attendant outside the vessel is unaffected; truth per exposed entrant."""
-    scn = scenario(warmup=300, incidents=[{"kind": "o2_deficient", "area": "tank", "at": 120, "duration": 300}])
+    scn = scenario(
+        warmup=300, incidents=[{"kind": "o2_deficient", "area": "tank", "at": 120, "duration": 300}]
+    )
     sim = Simulation(scn)
     batches = run(sim, 600)
     for device in ("u-t1", "u-t2"):
@@ -123,7 +125,15 @@ def test_device_removed_flat_line_no_motion_skin_cools() -> None:
 def test_sensor_dropout_leaves_fields_missing() -> None:
     """Sensor dropout: the named fields are missing, the others still reported."""
     scn = scenario(
-        incidents=[{"kind": "sensor_dropout", "worker": "w2", "at": 30, "duration": 20, "fields": ["hr", "spo2"]}]
+        incidents=[
+            {
+                "kind": "sensor_dropout",
+                "worker": "w2",
+                "at": 30,
+                "duration": 20,
+                "fields": ["hr", "spo2"],
+            }
+        ]
     )
     batches = run(Simulation(scn), 80)
     assert np.isnan(series(batches, "u-w2", "hr")[30:50]).all()
@@ -135,7 +145,11 @@ def test_sensor_dropout_leaves_fields_missing() -> None:
 def test_gps_wander_walk_leaves_the_area_and_comes_back() -> None:
     """GPS wander (walk): the reported fix moves well outside the work area and back; the
     truth covers the time outside."""
-    scn = scenario(incidents=[{"kind": "gps_wander", "worker": "w1", "at": 60, "duration": 120, "distance_m": 40}])
+    scn = scenario(
+        incidents=[
+            {"kind": "gps_wander", "worker": "w1", "at": 60, "duration": 120, "distance_m": 40}
+        ]
+    )
     sim = Simulation(scn)
     batches = run(sim, 400)
     d = _distance(batches, "u-w1")
@@ -149,7 +163,9 @@ def test_gps_wander_drift_moves_the_fix_not_the_worker() -> None:
     """GPS wander (drift): the reported position drifts out with worsening accuracy while the
     worker stays inside."""
     scn = scenario(
-        incidents=[{"kind": "gps_wander", "worker": "w1", "at": 60, "duration": 120, "mode": "drift"}]
+        incidents=[
+            {"kind": "gps_wander", "worker": "w1", "at": 60, "duration": 120, "mode": "drift"}
+        ]
     )
     sim = Simulation(scn)
     batches = run(sim, 150)
@@ -162,7 +178,11 @@ def test_gps_wander_drift_moves_the_fix_not_the_worker() -> None:
 
 def test_watcher_away_walks_off_and_returns() -> None:
     """Watcher walking away: the watcher goes well beyond the area, stays, and comes back."""
-    scn = scenario(incidents=[{"kind": "watcher_away", "worker": "ww", "at": 30, "duration": 200, "distance_m": 60}])
+    scn = scenario(
+        incidents=[
+            {"kind": "watcher_away", "worker": "ww", "at": 30, "duration": 200, "distance_m": 60}
+        ]
+    )
     sim = Simulation(scn)
     batches = run(sim, 420)
     d = _distance(batches, "u-ww")
@@ -175,7 +195,9 @@ def test_watcher_away_walks_off_and_returns() -> None:
 def test_battery_death_drains_then_silences_the_device() -> None:
     """Battery death: the battery runs down over the warning time, the device stops sending at
     the incident time and a status change says so."""
-    scn = scenario(incidents=[{"kind": "battery_death", "worker": "w3", "at": 200, "warning_s": 100}])
+    scn = scenario(
+        incidents=[{"kind": "battery_death", "worker": "w3", "at": 200, "warning_s": 100}]
+    )
     sim = Simulation(scn)
     statuses = []
     batteries = []
@@ -185,7 +207,8 @@ def test_battery_death_drains_then_silences_the_device() -> None:
         hit = np.flatnonzero(tick.samples.dev == sim.device_index["u-w3"])
         batteries.append(float(tick.samples.battery[hit[0]]) if len(hit) else math.nan)
     b = np.array(batteries)
-    assert b[99] > 30 and b[190] <= 10
+    assert b[99] > 30
+    assert b[190] <= 10
     assert np.isnan(b[200:]).all()
     assert statuses == [(200, "dead")]
     (record,) = _truth(sim, "battery_death")

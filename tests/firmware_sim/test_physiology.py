@@ -21,13 +21,17 @@ def test_simulation_quiet_work_stays_in_physiological_ranges() -> None:
     skin = np.concatenate([b.skin_temp for b in batches])
     motion = np.concatenate([b.motion for b in batches])
     battery = np.concatenate([b.battery for b in batches])
-    assert 45 <= hr.min() and hr.max() <= 160
-    assert 93 <= spo2.min() and spo2.max() <= 100
+    assert hr.min() >= 45
+    assert hr.max() <= 160
+    assert spo2.min() >= 93
+    assert spo2.max() <= 100
     assert 96 <= np.median(spo2) <= 99
     assert spo2.std() > 0.3  # jitter, not a constant
-    assert 30 <= skin.min() and skin.max() <= 37
+    assert skin.min() >= 30
+    assert skin.max() <= 37
     assert motion.min() >= 0
-    assert 0 <= battery.min() and battery.max() <= 100
+    assert battery.min() >= 0
+    assert battery.max() <= 100
     lat = np.concatenate([b.lat for b in batches])
     assert abs(np.nanmean(lat) - 30.7393) < 0.002
 
@@ -133,8 +137,11 @@ def test_simulation_any_profile_stays_plausible(
     sim = Simulation(scenario(workers=[worker], permits=[], site={**site, "wbgt_c": wbgt}))
     batches = run(sim, 900)
     hr = np.concatenate([b.hr for b in batches])
-    assert 30 <= hr.min() and hr.max() <= 220
+    assert hr.min() >= 30
+    assert hr.max() <= 220
     skin = np.concatenate([b.skin_temp for b in batches])
-    assert 20 <= skin.min() and skin.max() <= 42
-    assert 36.0 <= sim.bodies.ct.min() and sim.bodies.ct.max() <= 40.5
+    assert skin.min() >= 20
+    assert skin.max() <= 42
+    assert sim.bodies.ct.min() >= 36.0
+    assert sim.bodies.ct.max() <= 40.5
     assert minute_means(hr).max() <= 208 - 0.7 * age + 5

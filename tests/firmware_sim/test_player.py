@@ -86,7 +86,9 @@ async def test_player_broker_restart_stores_and_forwards(
         await asyncio.sleep(2.5)
         await asyncio.to_thread(broker.restart, 2.0)
         stats = await play
-        await rec.wait_for(lambda: {len({s[0] for s in v}) for v in _per_device(rec).values()} == {40})
+        await rec.wait_for(
+            lambda: {len({s[0] for s in v}) for v in _per_device(rec).values()} == {40}
+        )
     got = _per_device(rec)
     assert sorted(got) == ["saf-1", "saf-2", "saf-3"]
     for device, samples in got.items():
@@ -140,9 +142,11 @@ async def test_player_commands_acknowledged_and_change_behaviour(
     assert by_cmd["c-bad"] == ["failed"]
     assert by_cmd["c-old"] == ["failed"]
     bad = next(a for a in acks if a["cmd_id"] == "c-bad")
-    assert bad["detail"] == "unknown action 'dance'" and bad["device_id"] == "u-w3"
+    assert bad["detail"] == "unknown action 'dance'"
+    assert bad["device_id"] == "u-w3"
     assert next(a for a in acks if a["cmd_id"] == "c-old")["detail"] == "expired"
-    assert sim.messages and sim.messages[0][1:] == ("u-w2", "drink water")
+    assert sim.messages
+    assert sim.messages[0][1:] == ("u-w2", "drink water")
     got = _per_device(rec)
     hr_w1 = [s[2] for s in got["u-w1"]]
     hr_w2 = [s[2] for s in got["u-w2"]]
@@ -154,7 +158,9 @@ async def test_player_commands_acknowledged_and_change_behaviour(
     assert haversine_m(t2[3], t2[4], *TANK) < 40  # the other entrant was not told
 
 
-async def test_player_battery_death_leaves_the_retained_will(mqtt_url: str, topic_root: str) -> None:
+async def test_player_battery_death_leaves_the_retained_will(
+    mqtt_url: str, topic_root: str
+) -> None:
     """A device whose battery dies drops its connection: the broker publishes its retained
     will, which is what a late subscriber finds."""
     scn = scenario(incidents=[{"kind": "battery_death", "worker": "w1", "at": 5, "warning_s": 3}])
@@ -163,5 +169,9 @@ async def test_player_battery_death_leaves_the_retained_will(mqtt_url: str, topi
     async with Recorder(mqtt_url, f"{topic_root}/+/+/status") as late:
         await late.wait_for(lambda: len(late.messages) >= 7)
     retained = {t.split("/")[-2]: orjson.loads(p) for t, p, r in late.messages if r}
-    assert retained["u-w1"] == {"device_id": "u-w1", "state": "offline", "reason": "connection_lost"}
+    assert retained["u-w1"] == {
+        "device_id": "u-w1",
+        "state": "offline",
+        "reason": "connection_lost",
+    }
     assert retained["u-w2"]["reason"] == "shutdown"

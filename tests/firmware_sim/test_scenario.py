@@ -34,7 +34,7 @@ def test_load_scenario_demo_tells_the_three_stories() -> None:
 def test_parse_scenario_unknown_worker_names_field() -> None:
     """An incident on a worker that does not exist is refused at that incident's field."""
     data = scenario_dict(incidents=[{"kind": "fall", "worker": "nobody", "at": 10}])
-    with pytest.raises(ScenarioError, match="incidents.0.worker") as err:
+    with pytest.raises(ScenarioError, match=r"incidents\.0\.worker") as err:
         parse_scenario(data)
     assert err.value.field == "incidents.0.worker"
     assert "unknown worker 'nobody'" in err.value.reason
@@ -123,14 +123,22 @@ def test_parse_scenario_yaml_syntax_error_names_the_line() -> None:
 
 def test_load_scenario_missing_file_is_refused(tmp_path: Path) -> None:
     """A path that is neither a file nor a bundled name is refused, listing the bundled ones."""
-    with pytest.raises(ScenarioError, match="demo.yaml"):
+    with pytest.raises(ScenarioError, match=r"demo\.yaml"):
         load_scenario(tmp_path / "missing.yaml")
 
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90s", 90.0), ("8m", 480.0), ("1h30m", 5400.0), ("2m30s", 150.0), ("12:30", 750.0),
-     ("1:02:03", 3723.0), ("45", 45.0), (12, 12)],
+    [
+        ("90s", 90.0),
+        ("8m", 480.0),
+        ("1h30m", 5400.0),
+        ("2m30s", 150.0),
+        ("12:30", 750.0),
+        ("1:02:03", 3723.0),
+        ("45", 45.0),
+        (12, 12),
+    ],
 )
 def test_parse_duration_accepted_forms(text: str | int, seconds: float) -> None:
     """Durations are seconds, or strings with h/m/s units or [h:]mm:ss."""
