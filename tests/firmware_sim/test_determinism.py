@@ -119,3 +119,24 @@ def test_load_frames_patch_seq_ts_and_packet_ids(encoding: str, gateway: int) ->
     assert {s.ts_ms for s in samples} == {1_700_000_000_123}
     assert all(s.hr is not None and 40 < s.hr < 200 for s in samples)
     assert RECORD_DTYPE.itemsize == 56
+
+
+def test_framer_shared_link_fast_path_matches_wire_encoder() -> None:
+    """The background fleet's per-device frames are exactly ``encode_binary`` of each sample,
+    on each device's own topic."""
+    sim = Simulation(scenario(background={"devices": 12}))
+    tick = sim.step()
+    link = next(link for link in sim.links if link.kind == "shared")
+    rec = tick.samples.to_records()
+    mine = rec[np.isin(rec["dev"], link.devices)]
+    framer = Framer(
+        link, sim.devices, topic_root="r", site="s", encoding="binary", replay_frame_samples=5
+    )
+    frames = framer.frames(mine)
+    assert len(frames) == 12
+    for f in frames:
+        device = sim.devices[int(f.rec["dev"][0])]
+        assert f.topic == f"r/s/{device}/telemetry"
+        single = f.rec.copy()
+        single["dev"] = 0
+        assert f.payload == encode_binary(SampleBatch.from_records((device,), single))

@@ -222,3 +222,16 @@ def test_truth_records_have_the_scoring_keys() -> None:
     (record,) = sim.truth()["incidents"]
     assert set(record) == {"device_id", "worker_id", "kind", "onset_ms", "end_ms"}
     assert record["kind"] == "sos"
+
+
+def test_clock_skew_and_drift_shift_only_that_devices_timestamps() -> None:
+    """A skewed device stamps its samples with its own clock; the others with true time."""
+    workers = [
+        {"id": "w1", "device": "u-w1", "clock_skew_s": 2.5, "clock_drift_ppm": 1000},
+        {"id": "w2", "device": "u-w2"},
+    ]
+    sim = Simulation(scenario(workers=workers, permits=[]))
+    batches = run(sim, 101)
+    true_ms = sim.start_ms + 100_000
+    assert series(batches, "u-w2", "ts_ms")[100] == true_ms
+    assert series(batches, "u-w1", "ts_ms")[100] == true_ms + 2500 + 100  # 1000 ppm of 100 s

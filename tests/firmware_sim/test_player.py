@@ -128,7 +128,12 @@ async def test_player_commands_acknowledged_and_change_behaviour(
         async with mqtt_client(mqtt_url) as client:
             for device, payload in sent.items():
                 await client.publish(f"{topic_root}/{site}/{device}/cmd", payload, qos=1)
-            await rec.wait_for(lambda: len(rec.on("/ack")) >= 7)
+            await rec.wait_for(
+                lambda: (
+                    b'"cmd_id":"c-rest","device_id":"u-w1","status":"done"'
+                    in b"".join(p for _, p in rec.on("/ack"))
+                )
+            )
             await client.publish(f"{topic_root}/{site}/u-w1/cmd", sent["u-w1"], qos=1)
         await play
         await asyncio.sleep(0.3)
@@ -175,3 +180,20 @@ async def test_player_battery_death_leaves_the_retained_will(
         "reason": "connection_lost",
     }
     assert retained["u-w2"]["reason"] == "shutdown"
+
+
+async def test_player_duplicates_on_request_resend_frames(mqtt_url: str, topic_root: str) -> None:
+    """A device asked to duplicate sends every frame twice (same sequence number); others
+    send each once."""
+    workers = [
+        {"id": "w1", "device": "u-w1", "duplicate_p": 1.0},
+        {"id": "w2", "device": "u-w2"},
+    ]
+    sim = Simulation(scenario(workers=workers, permits=[]), start_ms=time.time_ns() // 1_000_000)
+    async with Recorder(mqtt_url, f"{topic_root}/+/+/telemetry") as rec:
+        stats = await Player(sim, mqtt_url=mqtt_url, topic_root=topic_root, speed=10).run(10)
+        await rec.wait_for(lambda: len(rec.messages) >= 30)
+    got = _per_device(rec)
+    assert [s[0] for s in got["u-w1"]] == [k for k in range(1, 11) for _ in range(2)]
+    assert [s[0] for s in got["u-w2"]] == list(range(1, 11))
+    assert stats.duplicates == 10
