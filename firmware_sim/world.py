@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from firmware_sim.geo import Circle, LocalFrame, Polygon, Shape
-from firmware_sim.scenario import AreaSpec, Scenario
+from firmware_sim.scenario import AreaSpec, Point, Scenario
 
 F64 = npt.NDArray[np.float64]
 
@@ -60,15 +60,16 @@ def resolve_areas(scenario: Scenario, frame: LocalFrame) -> list[Area]:
                     for a, b in (frame.to_xy(la, lo) for la, lo in spec.polygon)
                 )
             )
-
-        def xy(p: object) -> tuple[float, float] | None:
-            if p is None:
-                return None
-            x, y = frame.to_xy(p.lat, p.lon)  # type: ignore[attr-defined]
-            return float(x), float(y)
-
-        areas.append(Area(spec=spec, shape=shape, exit=xy(spec.exit), entry=xy(spec.entry)))
+        exit_, entry = _xy(frame, spec.exit), _xy(frame, spec.entry)
+        areas.append(Area(spec=spec, shape=shape, exit=exit_, entry=entry))
     return areas
+
+
+def _xy(frame: LocalFrame, p: Point | None) -> tuple[float, float] | None:
+    if p is None:
+        return None
+    x, y = frame.to_xy(p.lat, p.lon)
+    return float(x), float(y)
 
 
 Arrival = Callable[[int], None]
