@@ -30,7 +30,9 @@ def create_app(settings: Settings, *, embedded: bool = False, simulate: bool = F
             app.state.runtime = rt
             if settings.auth.demo:
                 app.state.demo_credentials = await seed_demo_users(
-                    rt.pool, auth.passwords, site=settings.simulator.site
+                    rt.pool,
+                    auth.passwords,
+                    site=rt.demo_site or settings.simulator.site or "demo-site",
                 )
             yield
 

@@ -224,20 +224,26 @@ async def devices(request: Request, user: Watcher, site: str | None = None) -> l
     rt = runtime(request)
     if site is not None:
         user.check_site(site)
+    async with rt.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT device_id, site_id, worker_id, kind, last_seen FROM devices"
+            " WHERE (%s::text IS NULL OR site_id = %s)"
+            " AND (%s::text[] IS NULL OR site_id = ANY(%s))"
+            " ORDER BY device_id",
+            (site, site, user.site_filter(), user.site_filter()),
+        )
+        rows = await cur.fetchall()
     latest = rt.live.latest()
+    ctx = rt.enforcement.ctx
     out = []
-    for facts in rt.enforcement.ctx.snap.devices.values():
-        if (site is not None and facts.site_id != site) or not user.can_access_site(facts.site_id):
-            continue
+    for row in rows:
         out.append(
             {
-                "device_id": facts.device_id,
-                "site_id": facts.site_id,
-                "worker_id": facts.worker_id,
-                "fit": rt.enforcement.ctx.worker_fit(facts.worker_id),
-                "latest": latest.get(facts.device_id),
-                "estimates": rt.enforcement.estimates(facts.device_id),
-                "permits": [p.permit_id for p in rt.enforcement.ctx.permits_of(facts.device_id)],
+                **_jsonable(row),
+                "fit": ctx.worker_fit(row["worker_id"]),
+                "latest": latest.get(row["device_id"]),
+                "estimates": rt.enforcement.estimates(row["device_id"]),
+                "permits": [p.permit_id for p in ctx.permits_of(row["device_id"])],
             }
         )
     return sorted(out, key=lambda d: d["device_id"])

@@ -19,8 +19,7 @@ from api.settings import Settings
 from api.storage import migrate_async, open_pool
 from api.ws_supervisor import PushHub
 from detectors import DetectorPipeline
-from firmware_sim.fleet import Fleet, FleetSpec
-from firmware_sim.publisher import PublishStats, publish_fleet
+from firmware_sim import PlayStats, demo_scenario, play
 from ingest._tasks import TaskScope
 from ingest.consumer import Ingest
 from ingest.writer import TelemetryWriter
@@ -37,7 +36,7 @@ class Runtime:
         settings: the configuration.
         embedded: start an embedded broker / PostgreSQL where no URL is configured
             (`permitpulse demo`); otherwise a missing URL is a `ConfigError`.
-        simulate: publish the configured simulated fleet (`permitpulse demo`).
+        simulate: play the configured simulator scenario (`permitpulse demo`).
     """
 
     def __init__(self, settings: Settings, *, embedded: bool = False, simulate: bool = False):
@@ -48,7 +47,8 @@ class Runtime:
         self.database_url = ""
         self.storage_form = "unknown"
         self.started_at = time.time()
-        self.fleet_stats = PublishStats()
+        self.fleet_stats = PlayStats()
+        self.demo_site: str | None = None
         self._stack = AsyncExitStack()
         self._pool: AsyncConnectionPool | None = None
         self._ingest: Ingest | None = None
@@ -136,17 +136,20 @@ class Runtime:
         )
         await self._ingest.wait_subscribed(timeout_s=30)
         tasks = await enter(TaskScope())
-        if self.simulate and s.simulator.devices:
-            fleet = Fleet(FleetSpec(devices=s.simulator.devices, seed=s.simulator.seed))
+        scenario = demo_scenario(s.simulator) if self.simulate else None
+        if scenario is not None:
+            self.demo_site = s.simulator.site or scenario.site.id
             tasks.start(
-                publish_fleet(
-                    fleet,
+                play(
+                    scenario,
                     mqtt_url=self.mqtt_url,
                     topic_root=s.mqtt.topic_root,
                     site=s.simulator.site,
-                    rate_hz=s.simulator.rate_hz,
                     encoding=s.simulator.encoding,
+                    speed=s.simulator.speed,
+                    forever=True,
+                    seed=s.simulator.seed,
                     stats=self.fleet_stats,
                 ),
-                name="demo-fleet",
+                name="demo-simulator",
             )

@@ -117,6 +117,7 @@ class Enforcement:
         self.stats = EnforcementStats()
         self._lock = asyncio.Lock()  # one detector pass at a time (batches and ticks)
         self._recovering: dict[str, int] = {}
+        self._stale = asyncio.Event()
         self._scope = TaskScope()
 
     async def __aenter__(self) -> Self:
@@ -151,6 +152,8 @@ class Enforcement:
     async def on_batch(self, batch: SampleBatch) -> None:
         """The ingest's after-commit hook: live view, detectors, decisions."""
         self._live.publish_batch(batch)
+        if any(d not in self.ctx.snap.devices for d in batch.devices):
+            self._stale.set()  # a device seen for the first time: learn its site and wearer
         async with self._lock:
             events = self.pipeline.process(batch, self._clock_ms())
         self.stats.batches += 1
@@ -364,7 +367,11 @@ class Enforcement:
 
     async def _refresher(self) -> None:
         while True:
-            await asyncio.sleep(self._s.refresh_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._s.refresh_s):
+                    await self._stale.wait()
+                await asyncio.sleep(0.5)  # let a burst of new devices arrive first
+            self._stale.clear()
             try:
                 await self.refresh()
             except (psycopg.Error, OSError) as exc:
