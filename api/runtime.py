@@ -12,6 +12,8 @@ from typing import Self
 
 from psycopg_pool import AsyncConnectionPool
 
+from api.demo_seed import demo_verifier
+from api.demo_seed import seed as seed_demo
 from api.embedded import embedded_broker, embedded_postgres
 from api.errors import ConfigError
 from api.live import LiveHub
@@ -106,9 +108,15 @@ class Runtime:
             self.database_url = await enter(embedded_postgres(s.data_dir))
         self.storage_form = await migrate_async(self.database_url)
         self._pool = await enter(open_pool(s.database, self.database_url))
+        scenario = demo_scenario(s.simulator) if self.simulate else None
+        verifier = demo_verifier(scenario) if scenario is not None and scenario.permits else None
         self._permits = await enter(
-            PermitService(pool=self._pool, settings=s.permits, data_dir=s.data_dir)
+            PermitService(
+                pool=self._pool, settings=s.permits, data_dir=s.data_dir, verifier=verifier
+            )
         )
+        if scenario is not None and scenario.permits:
+            await seed_demo(scenario, pool=self._pool, permits=self._permits)
         # Compile (or load from the on-disk cache) the detector kernels before serving.
         compile_s = await asyncio.to_thread(DetectorPipeline.warm_up, s.detectors)
         log.info("detectors warm (%.1f s)", compile_s)
@@ -136,7 +144,6 @@ class Runtime:
         )
         await self._ingest.wait_subscribed(timeout_s=30)
         tasks = await enter(TaskScope())
-        scenario = demo_scenario(s.simulator) if self.simulate else None
         if scenario is not None:
             self.demo_site = s.simulator.site or scenario.site.id
             tasks.start(
