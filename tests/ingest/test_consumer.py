@@ -78,7 +78,7 @@ async def test_ingest_10000_samples_both_encodings_stores_exactly_10000_rows(
     msgs += frames(settings, [f"json-{i}" for i in range(5)], 1000, 25, binary=False)
     async with running_ingest(settings) as ingest:
         await publish(settings, msgs)
-        await wait_for(lambda: ingest.stats.samples_offered >= 10_000)
+        await wait_for(lambda: ingest.stats.samples_decoded >= 10_000)
     assert count(url, "SELECT count(*) FROM telemetry") == 10_000
     assert count(url, "SELECT count(DISTINCT device_id) FROM telemetry") == 10
     assert count(url, "SELECT count(*) FROM devices WHERE site_id = 'site-a'") == 10
@@ -109,7 +109,7 @@ async def test_ingest_garbage_mixed_in_gives_one_dead_letter_each_and_same_rows(
     async with running_ingest(settings) as ingest:
         await publish(settings, mixed)
         await wait_for(
-            lambda: ingest.stats.samples_offered >= 1000 and ingest.stats.dead_letters >= 7
+            lambda: ingest.stats.samples_decoded >= 1000 and ingest.stats.dead_letters >= 7
         )
     assert count(url, "SELECT count(*) FROM telemetry") == 1000
     with psycopg.connect(url) as conn:
@@ -128,7 +128,7 @@ async def test_ingest_duplicate_frames_are_stored_once(settings: Settings) -> No
     msgs = frames(settings, ["dup-1"], 300, 10, binary=True)
     async with running_ingest(settings) as ingest:
         await publish(settings, msgs + msgs[:10] + msgs)
-        await wait_for(lambda: ingest.stats.samples_offered >= 700)
+        await wait_for(lambda: ingest.stats.samples_decoded >= 700)
     assert count(settings.database.url, "SELECT count(*) FROM telemetry") == 300
     assert ingest.stats.duplicates == 400
 
@@ -143,7 +143,7 @@ async def test_ingest_gateway_frame_stores_every_device(settings: Settings) -> N
             settings,
             [(topic, encode_binary(rows, gateway=True)), (topic, encode_json(rows, gateway=True))],
         )
-        await wait_for(lambda: ingest.stats.samples_offered >= 300)
+        await wait_for(lambda: ingest.stats.samples_decoded >= 300)
     assert count(settings.database.url, "SELECT count(*) FROM telemetry") == 150
     assert count(settings.database.url, "SELECT count(*) FROM devices WHERE site_id='site-b'") == 3
 
@@ -156,5 +156,5 @@ async def test_ingest_close_flushes_pending_samples(settings: Settings, n_device
     async with running_ingest(settings) as ingest:
         await publish(settings, frames(settings, ["f-1"], 20, 10, binary=True))
         await wait_for(lambda: ingest.stats.messages >= 2)
-        assert ingest.stats.samples_offered == 0
+        assert ingest.stats.samples_decoded == 0
     assert count(settings.database.url, "SELECT count(*) FROM telemetry") == 20 * n_devices
