@@ -49,7 +49,7 @@ class IngestSettings(BaseModel):
         "next one grows, up to this size.",
     )
     batch_max_ms: int = Field(
-        default=2,
+        default=10,
         ge=0,
         description="Once the writer is free, a micro-batch waits at most this long for more "
         "samples (0: written at once). Keep it well below max_inflight_messages / message rate "

@@ -1,18 +1,21 @@
 """The telemetry ingest: MQTT → micro-batch → PostgreSQL → acknowledgement → detector hook.
 
-Three tasks joined by bounded hand-offs:
+Four tasks joined by bounded hand-offs:
 
 ``receive``
     holds the broker connection (persistent session, QoS 1, manual acknowledgement), takes
     messages and adds them to the micro-batch being filled. When that batch is full it waits:
     nothing more is taken, nothing more is acknowledged, and the broker's in-flight window
     stops the flow — the broker holds the rest.
+``decode``
+    takes the batch once the writer has room for the next job (so batches grow while the
+    previous one commits), and decodes, checks, de-duplicates and orders it while the writer
+    is busy with the one before.
 ``write``
-    takes the batch as soon as it is free (so batches grow while the previous one commits),
-    decodes and checks it, commits samples and dead letters in one transaction, and only then
-    acknowledges the messages, on the connection they came in on. A database outage holds the
-    batch and retries with capped, jittered backoff; a message whose *content* the database
-    refuses is isolated by bisection and dead-lettered, so it cannot stall the others.
+    commits a job's samples and dead letters atomically, and only then acknowledges its
+    messages, on the connection they came in on. A database outage holds the job and retries
+    with capped, jittered backoff; a message whose *content* the database refuses is isolated
+    by bisection and dead-lettered, so it cannot stall the others.
 ``detect``
     calls ``on_batch`` with the samples that were new (never a duplicate), from a bounded
     queue; a slow hook slows the writer, never grows memory.
@@ -97,6 +100,10 @@ class Ingest:
         self._drained = asyncio.Event()  # everything taken is committed and acknowledged
         self._finished = asyncio.Event()  # ... and handed to the hook
         self._subscribed = asyncio.Event()
+        self._jobs: asyncio.Queue[Job | None] = asyncio.Queue(1)
+        self._slot = asyncio.Event()  # decode: the writer has taken the last job
+        self._slot.set()
+        self._job_waiting = 0  # messages in the job waiting for the writer
         self._hook_queue: asyncio.Queue[SampleBatch | None] = asyncio.Queue(
             settings.hook_queue_batches
         )
@@ -109,6 +116,7 @@ class Ingest:
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         self._start(self._receive(), "ingest-receive")
+        self._start(self._decode(), "ingest-decode")
         self._start(self._write(), "ingest-write")
         if self._on_batch is not None:
             self._start(self._detect(), "ingest-detect")
@@ -142,7 +150,10 @@ class Ingest:
                 log.warning("ingest closed with work pending; the broker redelivers it")
         for task in self._tasks:
             task.cancel()
-        await self._tg.__aexit__(et, e, tb)
+        try:
+            await self._tg.__aexit__(et, e, tb)
+        finally:
+            await self._writer.close()
 
     @property
     def running(self) -> bool:
@@ -158,7 +169,7 @@ class Ingest:
         link = self._link
         return Depths(
             mqtt=acks.queued(link.client) if link is not None and link.open else 0,
-            batch=len(self._builder),
+            batch=len(self._builder) + self._job_waiting,
             hook=self._hook_queue.qsize(),
             unacked=self._received - self._settled,
         )
@@ -252,20 +263,45 @@ class Ingest:
             root=self._mqtt.topic_root, settings=self._settings, registry=self._registry
         )
 
-    async def _write(self) -> None:
+    async def _decode(self) -> None:
         while True:
             if len(self._builder):
+                await self._slot.wait()
                 await self._linger(self._builder)
                 builder, self._builder = self._builder, self._new_builder()
                 if not self._closing.is_set():
                     self._hurry.clear()
                 self._taken.set()
-                await self._process(builder)
+                self._slot.clear()
+                job = self._build(builder)
+                self._job_waiting = job.messages
+                await self._jobs.put(job)
             elif self._reading_done:
                 break
             else:
                 self._wake.clear()
                 await self._wake.wait()
+        await self._jobs.put(None)
+
+    def _build(self, builder: BatchBuilder) -> Job:
+        try:
+            return builder.build(now_ms=self._clock_ms(), now_s=time.monotonic())
+        except Exception as exc:
+            log.exception("building a batch failed; its messages are dead-lettered")
+            self.stats.internal_errors += 1
+            return builder.build_failed(f"internal error while decoding: {exc!r}"[:500])
+
+    async def _write(self) -> None:
+        while (job := await self._jobs.get()) is not None:
+            self._job_waiting = 0
+            self._slot.set()
+            results = await self._commit(job)
+            self._acknowledge(job)
+            self._account(job, results)
+            if self._on_batch is not None:
+                for result in results:
+                    if len(result.stored):
+                        await self._hook_queue.put(result.stored)
         self._drained.set()
         if self._on_batch is not None:
             await self._hook_queue.put(None)
@@ -280,21 +316,6 @@ class Ingest:
                     await self._hurry.wait()
             except TimeoutError:
                 pass
-
-    async def _process(self, builder: BatchBuilder) -> None:
-        try:
-            job = builder.build(now_ms=self._clock_ms(), now_s=time.monotonic())
-        except Exception as exc:
-            log.exception("building a batch failed; its messages are dead-lettered")
-            self.stats.internal_errors += 1
-            job = builder.build_failed(f"internal error while decoding: {exc!r}"[:500])
-        results = await self._commit(job)
-        self._acknowledge(job)
-        stored = [r.stored for r in results if len(r.stored)]
-        self._account(job, results)
-        if self._on_batch is not None:
-            for batch in stored:
-                await self._hook_queue.put(batch)
 
     async def _commit(self, job: Job) -> list[WriteResult]:
         """Commit ``job``, waiting out outages; a refused message is dead-lettered instead."""

@@ -1,11 +1,11 @@
 """The telemetry writer: one transaction per micro-batch — partitions, devices, samples, dead
 letters.
 
-Samples go in by binary COPY straight into ``telemetry`` inside a savepoint (the fast path:
-COPY speed, and every row is known to be new). Only when that meets a row already stored (a
-redelivery after a crash or reconnect, a device replaying) does the batch take the merge
-path: COPY into a staging table, ``INSERT … ON CONFLICT DO NOTHING``, and ``RETURNING`` to
-learn which samples were new — so the detectors never see a sample twice.
+Samples go in by binary COPY straight into ``telemetry`` (the fast path: COPY speed, and every
+row is known to be new). Only when that meets a row already stored (a redelivery after a crash
+or reconnect, a device replaying) is the transaction redone on the merge path: COPY into a
+staging table, ``INSERT … ON CONFLICT DO NOTHING``, and ``RETURNING`` to learn which samples
+were new — so the detectors never see a sample twice.
 """
 
 from __future__ import annotations
@@ -90,19 +90,42 @@ class WriteResult:
 
 
 class TelemetryWriter:
-    """Writes micro-batches; safe to retry a batch (inserts are idempotent).
+    """Writes micro-batches over one connection of its own; safe to retry a batch (inserts are
+    idempotent). A batch that needs nothing but its samples is a single COPY statement (its own
+    transaction, one round trip); otherwise one explicit transaction.
 
     Args:
-        pool: the connection pool.
+        pool: where the connection comes from (and goes back to when it breaks or on `close`).
         device_touch_s: how often a device's ``last_seen`` is refreshed.
     """
 
     def __init__(self, pool: AsyncConnectionPool, *, device_touch_s: float = 60.0) -> None:
         self._pool = pool
         self._touch_s = device_touch_s
+        self._conn: AsyncConnection | None = None
         self._days: set[int] = set()
         self._sites: set[str] = set()
         self._devices: dict[str, float] = {}
+
+    async def close(self) -> None:
+        """Give the connection back to the pool."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            if not conn.closed:
+                await conn.set_autocommit(False)
+            await self._pool.putconn(conn)
+
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None or self._conn.closed:
+            self._conn = None
+            conn = await self._pool.getconn()
+            try:
+                await conn.set_autocommit(True)
+            except BaseException:
+                await self._pool.putconn(conn)
+                raise
+            self._conn = conn
+        return self._conn
 
     async def write(
         self,
@@ -112,20 +135,29 @@ class TelemetryWriter:
         dead_letters: Sequence[DeadLetter] = (),
     ) -> WriteResult:
         """Store ``batch`` (``sites[i]`` is the site of ``batch.devices[i]``) and the dead
-        letters in one transaction.
+        letters atomically.
 
         Raises:
-            psycopg.Error: the transaction did not commit; nothing of it is stored.
+            psycopg.Error: nothing of the batch is stored; retry it.
         """
         now = time.monotonic()
-        stored, merged = batch, False
-        async with self._pool.connection() as conn, conn.transaction():
-            days = await self._ensure_partitions(conn, batch)
-            sites_new, touched = await self._upsert_devices(conn, batch, sites, now)
-            if len(batch):
-                stored, merged = await self._insert(conn, batch)
-            if dead_letters:
-                await self._dead_letters(conn, dead_letters)
+        conn = await self._connection()
+        try:
+            try:
+                stored, days, sites_new, touched = await self._write(
+                    conn, batch, sites, dead_letters, now, merge=False
+                )
+                merged = False
+            except errors.UniqueViolation:
+                stored, days, sites_new, touched = await self._write(
+                    conn, batch, sites, dead_letters, now, merge=True
+                )
+                merged = True
+        except psycopg.Error:
+            if conn.closed or conn.broken:
+                self._conn = None
+                await self._pool.putconn(conn)
+            raise
         # Only what committed may be remembered as done.
         self._days |= days
         self._sites |= sites_new
@@ -138,50 +170,72 @@ class TelemetryWriter:
             merged=merged,
         )
 
-    async def _ensure_partitions(self, conn: AsyncConnection, batch: SampleBatch) -> set[int]:
+    async def _write(
+        self,
+        conn: AsyncConnection,
+        batch: SampleBatch,
+        sites: Sequence[str],
+        dead_letters: Sequence[DeadLetter],
+        now: float,
+        *,
+        merge: bool,
+    ) -> tuple[SampleBatch, set[int], set[str], list[str]]:
         days = set(np.unique(batch.ts_ms // 86_400_000).tolist()) - self._days
-        for day in sorted(days):
-            date = (_EPOCH + dt.timedelta(days=day)).date()
-            await conn.execute("SELECT pp_ensure_telemetry_partition(%s)", (date,))
-        return days
+        due = self._due_devices(batch, now)
+        new_sites = {sites[i] for i in due} - self._sites
+        if not (merge or days or due or dead_letters):
+            if len(batch):
+                async with conn.cursor().copy(_COPY_TELEMETRY) as copy:
+                    await copy.write(telemetry_copy(batch))
+            return batch, days, new_sites, []
+        stored = batch
+        async with conn.transaction():
+            for day in sorted(days):
+                date = (_EPOCH + dt.timedelta(days=day)).date()
+                await conn.execute("SELECT pp_ensure_telemetry_partition(%s)", (date,))
+            touched = await self._upsert_devices(conn, batch, sites, due, new_sites)
+            if merge:
+                stored = await self._merge(conn, batch)
+            elif len(batch):
+                async with conn.cursor().copy(_COPY_TELEMETRY) as copy:
+                    await copy.write(telemetry_copy(batch))
+            if dead_letters:
+                await self._dead_letters(conn, dead_letters)
+        return stored, days, new_sites, touched
+
+    def _due_devices(self, batch: SampleBatch, now: float) -> list[int]:
+        """Indexes of the devices to register or whose ``last_seen`` is stale."""
+        stale = now - self._touch_s
+        seen = self._devices
+        return [i for i, d in enumerate(batch.devices) if seen.get(d, -1e300) < stale]
 
     async def _upsert_devices(
-        self, conn: AsyncConnection, batch: SampleBatch, sites: Sequence[str], now: float
-    ) -> tuple[set[str], list[str]]:
-        """Register new devices and refresh ``last_seen`` of those not touched for a while."""
-        stale = now - self._touch_s
-        due = [
-            i
-            for i, d in enumerate(batch.devices)
-            if (seen := self._devices.get(d)) is None or seen < stale
-        ]
+        self,
+        conn: AsyncConnection,
+        batch: SampleBatch,
+        sites: Sequence[str],
+        due: list[int],
+        new_sites: set[str],
+    ) -> list[str]:
         if not due:
-            return set(), []
-        devices = [batch.devices[i] for i in due]
-        dev_sites = [sites[i] for i in due]
-        new_sites = set(dev_sites) - self._sites
+            return []
         if new_sites:
             await conn.execute(
                 "INSERT INTO sites (site_id, name) SELECT s, s FROM unnest(%s::text[]) s "
                 "ON CONFLICT DO NOTHING",
                 (sorted(new_sites),),
             )
+        devices = [batch.devices[i] for i in due]
         await conn.execute(
             "INSERT INTO devices (device_id, site_id) "
             "SELECT * FROM unnest(%s::text[], %s::text[]) "
             "ON CONFLICT (device_id) DO UPDATE SET last_seen = now()",
-            (devices, dev_sites),
+            (devices, [sites[i] for i in due]),
         )
-        return new_sites, devices
+        return devices
 
-    async def _insert(self, conn: AsyncConnection, batch: SampleBatch) -> tuple[SampleBatch, bool]:
-        try:
-            # A savepoint: a conflict undoes only the COPY.
-            async with conn.transaction(), conn.cursor().copy(_COPY_TELEMETRY) as copy:
-                await copy.write(telemetry_copy(batch))
-            return batch, False
-        except errors.UniqueViolation:
-            pass
+    async def _merge(self, conn: AsyncConnection, batch: SampleBatch) -> SampleBatch:
+        """Insert what is new and say which samples those were."""
         await conn.execute(_CREATE_STAGE)
         async with conn.cursor().copy(_COPY_STAGE) as copy:
             await copy.write(stage_copy(batch))
@@ -190,7 +244,7 @@ class TelemetryWriter:
         new = np.zeros(len(batch), dtype=bool)
         if row is not None and row[0]:
             new[np.asarray(row[0], dtype=np.int64)] = True
-        return batch.select(new), True
+        return batch.select(new)
 
     async def _dead_letters(self, conn: AsyncConnection, letters: Sequence[DeadLetter]) -> None:
         async with conn.cursor().copy(
