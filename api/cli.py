@@ -55,8 +55,9 @@ def _parser() -> argparse.ArgumentParser:
 def _package_commands() -> list[Callable[[Any], None]]:
     """Each package registers its own sub-commands; the handler gets (settings, args)."""
     from firmware_sim.cli import register as simulator
+    from ingest.cli import register as ingest
 
-    return [simulator]
+    return [simulator, ingest]
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:

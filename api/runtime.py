@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Self
 
+from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from api._tasks import TaskScope
@@ -19,6 +20,7 @@ from api.storage import migrate_async, open_pool
 from firmware_sim.fleet import Fleet, FleetSpec
 from firmware_sim.publisher import PublishStats, publish_fleet
 from ingest.consumer import Ingest
+from ingest.metrics import IngestMetrics
 from ingest.writer import TelemetryWriter
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ class Runtime:
         self.storage_form = "unknown"
         self.started_at = time.time()
         self.fleet_stats = PublishStats()
+        #: Every Prometheus metric of this process; served at /metrics.
+        self.metrics_registry = CollectorRegistry()
         self._stack = AsyncExitStack()
         self._pool: AsyncConnectionPool | None = None
         self._ingest: Ingest | None = None
@@ -91,7 +95,8 @@ class Runtime:
                 mqtt_url=self.mqtt_url,
                 mqtt=s.mqtt,
                 settings=s.ingest,
-                writer=TelemetryWriter(self._pool),
+                writer=TelemetryWriter(self._pool, device_touch_s=s.ingest.device_touch_s),
+                metrics=IngestMetrics(self.metrics_registry),
             )
         )
         await self._ingest.wait_subscribed(timeout_s=30)

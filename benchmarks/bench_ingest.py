@@ -122,10 +122,11 @@ def gateway_frames(
 
 def _publish_process(url: str, frames: Frames) -> None:
     import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
 
     addr = BrokerAddress.from_url(url)
     pub = paho.Client(
-        paho.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}", clean_session=True
+        CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}", clean_session=True
     )
     pub.max_inflight_messages_set(1000)
     pub.max_queued_messages_set(0)
@@ -402,7 +403,7 @@ def summarize(
     """Ratios per round (candidate and baseline measured side by side), median over rounds."""
 
     def med(key: str) -> float:
-        return round(statistics.median(r[key] for r in rounds), 1)
+        return round(float(statistics.median(r[key] for r in rounds)), 1)
 
     single_ratios = [r["ingest_single_msgs_per_s"] / r["bare_client_msgs_per_s"] for r in rounds]
     gateway_ratios = [r["ingest_gateway_samples_per_s"] / r["copy_rows_per_s"] for r in rounds]

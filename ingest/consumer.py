@@ -36,6 +36,7 @@ from typing import Any, Self
 import aiomqtt
 import numpy as np
 import psycopg
+from paho.mqtt.reasoncodes import ReasonCode
 
 from ingest import acks, topics
 from ingest.batcher import BatchBuilder, Job, Link, Registry
@@ -204,7 +205,7 @@ class Ingest:
         async with mqtt:
             for flt in topics.telemetry_filters(self._mqtt.topic_root):
                 granted = await mqtt.subscribe(flt, qos=self._mqtt.qos)
-                if any(int(getattr(g, "value", g)) >= 0x80 for g in granted):
+                if any(_code(g) >= 0x80 for g in granted):
                     raise aiomqtt.MqttError(f"broker refused the subscription {flt!r}")
             self._generation += 1
             link = self._link = Link(mqtt, self._generation)
@@ -404,3 +405,8 @@ class Ingest:
                 self.stats.hook_errors += 1
                 log.exception("on_batch hook failed; the batch is stored, detection skipped it")
         self._finished.set()
+
+
+def _code(granted: int | ReasonCode) -> int:
+    """A SUBACK return code (granted QoS, or >= 0x80 for a refusal)."""
+    return granted.value if isinstance(granted, ReasonCode) else granted

@@ -40,7 +40,8 @@ class Verdict:
 
     @property
     def ok(self) -> npt.NDArray[np.bool_]:
-        return self.codes == 0
+        ok: npt.NDArray[np.bool_] = self.codes == 0
+        return ok
 
     @property
     def all_ok(self) -> bool:

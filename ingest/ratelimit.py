@@ -37,7 +37,8 @@ class RateLimiter:
         order = np.argsort(inverse, kind="stable")
         rank = np.empty(n, dtype=np.int64)
         rank[order] = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
-        return rank < allowed[inverse]  # type: ignore[no-any-return]
+        admitted: npt.NDArray[np.bool_] = rank < allowed[inverse]
+        return admitted
 
     def _grow(self, size: int, now: float) -> None:
         old = len(self._tokens)
