@@ -439,12 +439,12 @@ class BatchBuilder:
 def _dedupe_in_time_order(
     rec: np.ndarray, ids: np.ndarray, origin: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Order by (time, device, seq) and keep the first of equal keys (a duplicate within
-    one batch never reaches the database)."""
+    """Order by (time, device, seq) and keep the first received of equal keys (a duplicate
+    within one batch never reaches the database; as there, the first one wins)."""
     if not len(rec):
         return rec.copy(), ids, origin
     ts, seq = rec["ts_ms"], rec["seq"]
-    order = np.lexsort((seq, ids, ts))
+    order = np.lexsort((origin, seq, ids, ts))
     ts, seq, ids_o = ts[order], seq[order], ids[order]
     first = np.ones(len(order), dtype=bool)
     first[1:] = (ts[1:] != ts[:-1]) | (ids_o[1:] != ids_o[:-1]) | (seq[1:] != seq[:-1])
