@@ -52,7 +52,7 @@ from ingest.consumer import Ingest  # noqa: E402
 from ingest.mqtt import BrokerAddress, client  # noqa: E402
 from ingest.pgcopy import TELEMETRY_COLUMNS, telemetry_copy  # noqa: E402
 from ingest.topics import device_topic, gateway_topic, telemetry_filters  # noqa: E402
-from ingest.wire import RECORD_DTYPE, SampleBatch, encode_binary  # noqa: E402
+from ingest.wire import RECORD_DTYPE, SampleBatch, concat, encode_binary  # noqa: E402
 from tests import services  # noqa: E402
 
 SITE = "bench-site"
@@ -98,23 +98,22 @@ def single_frames(root: str, devices: int, ticks: int, t0_ms: int) -> tuple[Fram
 def gateway_frames(
     root: str, gateways: int, per_gateway: int, ticks: int, t0_ms: int
 ) -> tuple[Frames, SampleBatch]:
-    """Each frame: one tick of ``per_gateway`` devices behind one gateway."""
+    """Each frame: one tick of ``per_gateway`` devices behind one gateway; gateways
+    interleaved tick by tick, as they arrive. The batch holds the same rows in that order."""
+    recs = [_records(per_gateway, ticks, t0_ms) for _ in range(gateways)]
+    names = [tuple(f"g{g:02d}w{i:03d}" for i in range(per_gateway)) for g in range(gateways)]
     frames = []
     parts = []
-    for g in range(gateways):
-        names = tuple(f"g{g:02d}w{i:03d}" for i in range(per_gateway))
-        rec = _records(per_gateway, ticks, t0_ms)
-        topic = gateway_topic(root, SITE, f"gw{g:02d}")
-        for t in range(ticks):
-            chunk = rec[t * per_gateway : (t + 1) * per_gateway]
-            batch = SampleBatch.from_records(names, chunk)
-            frames.append((topic, encode_binary(batch, gateway=True)))
+    for t in range(ticks):
+        for g in range(gateways):
+            batch = SampleBatch.from_records(
+                names[g], recs[g][t * per_gateway : (t + 1) * per_gateway]
+            )
+            frames.append(
+                (gateway_topic(root, SITE, f"gw{g:02d}"), encode_binary(batch, gateway=True))
+            )
             parts.append(batch)
-    # interleave gateways tick by tick, as they would arrive
-    order = [g * ticks + t for t in range(ticks) for g in range(gateways)]
-    from ingest.wire import concat
-
-    return [frames[i] for i in order], concat(parts)
+    return frames, concat(parts)
 
 
 # --------------------------------------------------------------------------- publisher
@@ -176,7 +175,8 @@ async def bare_client(url: str, root: str, frames: Frames) -> float:
 
 
 async def copy_rows(url: str, batch: SampleBatch, chunk: int) -> dict[str, float]:
-    """(b) rows/s of binary COPY into a fresh telemetry table, ``chunk`` rows a transaction."""
+    """(b) rows/s of binary COPY of the gateway run's rows, in the order the ingest receives
+    them, into a fresh telemetry table, ``chunk`` rows a transaction (the ingest's batch)."""
     cols = ", ".join(TELEMETRY_COLUMNS)
     parts = [batch.select(_range_mask(len(batch), i, chunk)) for i in range(0, len(batch), chunk)]
     out = {}
@@ -231,26 +231,28 @@ async def _partitions(conn: psycopg.AsyncConnection[Any], batch: SampleBatch) ->
 
 
 class HookLog:
-    """The detector hook: remembers what it was given and signals when all arrived."""
+    """The detector hook: keeps what it was given (checked after the clock stops) and signals
+    when every sample has arrived."""
 
     def __init__(self, expected: int) -> None:
         self.expected = expected
         self.count = 0
-        self.keys: list[np.ndarray] = []
+        self.batches: list[SampleBatch] = []
         self.done = asyncio.Event()
 
     async def __call__(self, batch: SampleBatch) -> None:
-        names = np.array(batch.devices, dtype=object)
-        self.keys.append(np.rec.fromarrays([names[batch.dev], batch.seq, batch.ts_ms]))
+        self.batches.append(batch)
         self.count += len(batch)
         if self.count >= self.expected:
             self.done.set()
 
     def duplicates(self) -> int:
-        if not self.keys:
-            return 0
-        allk = np.concatenate(self.keys)
-        return len(allk) - len({(str(a), int(b), int(c)) for a, b, c in allk.tolist()})
+        keys = [
+            (d, s)
+            for b in self.batches
+            for d, s in zip(b.device_ids().tolist(), b.seq.tolist(), strict=True)
+        ]
+        return len(keys) - len(set(keys))
 
 
 async def full_ingest(
