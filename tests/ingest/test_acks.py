@@ -34,9 +34,9 @@ async def _receive(mqtt: aiomqtt.Client, n: int, timeout_s: float = 10) -> list[
     return got
 
 
-async def _nothing_more(mqtt: aiomqtt.Client, wait_s: float = 1.0) -> list[bytes]:
+async def _nothing_more(mqtt: aiomqtt.Client, wait_s: float = 1.0) -> list[object]:
     await asyncio.sleep(wait_s)
-    return [m.payload for m in acks.take_queued(mqtt, 1000)]  # type: ignore[misc]
+    return [m.payload for m in acks.take_queued(mqtt, 1000)]
 
 
 async def test_manual_ack_unacknowledged_message_is_redelivered_acknowledged_is_not(
