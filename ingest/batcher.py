@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _RECORD_SIZE = RECORD_DTYPE.itemsize
 _KEEP_OVERSIZE = 1024  # bytes of an oversize payload kept in its dead letter
+_MAX_REASON = 500  # characters of a dead letter's reason
 
 
 @dataclass(eq=False, slots=True)
@@ -69,7 +70,7 @@ class Registry:
         self.names: list[str] = []
         self.sites: list[str] = []
         self.index: dict[str, int] = {}
-        self.sources: dict[str, _Source | None] = {}
+        self.sources: dict[str, _Source] = {}
         self.limiter = RateLimiter(
             rate=settings.rate_limit_samples_per_s, burst=settings.rate_limit_burst_samples
         )
@@ -90,14 +91,15 @@ class Registry:
         return i
 
     def source(self, root: str, topic: str) -> _Source | None:
-        try:
-            return self.sources[topic]
-        except KeyError:
+        """The parsed telemetry topic; only valid ones are cached (their ids are short), so a
+        flood of junk topics costs parsing, never memory."""
+        src = self.sources.get(topic)
+        if src is None:
             parsed = topics.parse(root, topic)
-            src = self.sources[topic] = (
-                _Source(parsed) if parsed and parsed.channel == "telemetry" else None
-            )
-            return src
+            if parsed is None or parsed.channel != "telemetry":
+                return None
+            src = self.sources[topic] = _Source(parsed)
+        return src
 
 
 @dataclass(eq=False)
@@ -287,6 +289,8 @@ class BatchBuilder:
         payload = self._payloads[i]
         if kind == "oversize":
             payload = payload[:_KEEP_OVERSIZE]
+        if len(reason) > _MAX_REASON:  # reasons may quote the payload (unknown keys, ids)
+            reason = reason[: _MAX_REASON - 1] + "…"
         self._dead.append(
             (i, DeadLetter(self._topics[i], payload, reason, sample_index, kind=kind))
         )

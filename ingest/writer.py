@@ -204,10 +204,12 @@ class TelemetryWriter:
         return stored, days, new_sites, touched
 
     def _due_devices(self, batch: SampleBatch, now: float) -> list[int]:
-        """Indexes of the devices to register or whose ``last_seen`` is stale."""
+        """Indexes of the devices with samples in ``batch`` to register, or whose
+        ``last_seen`` is stale (a device merely named in the table is left alone)."""
         stale = now - self._touch_s
-        seen = self._devices
-        return [i for i, d in enumerate(batch.devices) if seen.get(d, -1e300) < stale]
+        seen, names = self._devices, batch.devices
+        present = np.unique(batch.dev).tolist() if len(names) > 1 else range(len(names))
+        return [i for i in present if len(batch) and seen.get(names[i], -1e300) < stale]
 
     async def _upsert_devices(
         self,

@@ -347,3 +347,28 @@ def test_job_part_splits_samples_and_dead_letters_by_message() -> None:
     assert len(a.batch) + len(b.batch) == 5
     assert (len(a.dead), len(b.dead)) == (1, 0)
     assert b.message_ids() == [2]
+
+
+def test_registry_caches_valid_topics_only() -> None:
+    """A flood of junk topics costs parsing, never memory."""
+    s = IngestSettings()
+    registry = Registry(s)
+    builder = BatchBuilder(root=ROOT, settings=s, registry=registry)
+    for i in range(100):
+        builder.add(LINK, msg(f"{ROOT}/{'x' * 100}{i}/d/telemetry", b"junk"))
+    builder.add(LINK, msg(dev_topic("d1"), _bin(samples("d1", 1))))
+    assert list(registry.sources) == [dev_topic("d1")]
+    assert len(builder.build(now_ms=NOW, now_s=0.0).dead) == 100
+
+
+def test_build_reason_quoting_a_huge_payload_is_cut_short() -> None:
+    """A reason that quotes hostile input (unknown keys) stays a reason, not a copy of it."""
+    keys = {f"k{i:05d}": 1 for i in range(5000)}
+    payload = orjson.dumps({"v": 1, "device_id": "d1", "samples": [GOOD_KEYS | keys]})
+    (letter,) = build([msg(dev_topic("d1"), payload)]).dead
+    assert letter.reason.startswith("sample 0: unknown keys")
+    assert len(letter.reason) == 500
+    assert letter.payload == payload
+
+
+GOOD_KEYS = {"seq": 1, "ts_ms": NOW}

@@ -170,3 +170,15 @@ async def test_write_after_its_connection_is_killed_fails_once_then_recovers(
     assert not is_data_fault(exc.value)
     assert (await writer.write(batch, sites=["s1"])).inserted == 3
     assert rows(database_url)[0][0] == 6
+
+
+async def test_write_part_of_a_batch_registers_only_the_devices_it_has_samples_of(
+    writer: TelemetryWriter, database_url: str
+) -> None:
+    """A batch cut down to some messages keeps the full device table; only devices with
+    samples are registered, so a refused device cannot spoil the parts without it."""
+    batch = SampleBatch.from_samples(samples("keep", 3) + samples("gone", 3))
+    part = batch.select(batch.dev == 0)
+    result = await writer.write(part, sites=["s1", "not a valid site"])
+    assert result.inserted == 3
+    assert rows(database_url, "SELECT device_id FROM devices") == [("keep",)]
