@@ -88,9 +88,10 @@ def _package_commands() -> list[Callable[[Any], None]]:
     from api.ops_cli import register as operations
     from detectors.cli import register as replay
     from firmware_sim.cli import register as simulator
+    from ingest.cli import register as ingest
     from permits.cli import register as permits
 
-    return [simulator, permits, replay, users, devices, operations]
+    return [simulator, permits, replay, users, devices, operations, ingest]
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api import telemetry
 from api.auth import Principal, Role, require_roles
@@ -35,27 +37,50 @@ def runtime(request: Request) -> Runtime:
 
 @router.get("/healthz", response_model=HealthRead, tags=["health"])
 async def healthz(request: Request) -> JSONResponse:
-    """Broker, database and storage form; HTTP 503 when a dependency is down."""
+    """Broker, database, ingest and storage form; HTTP 503 when a part is down."""
     rt = runtime(request)
     db_ok = await ping(rt.pool)
-    stats = rt.ingest.stats
+    ingest = rt.ingest
+    stats = ingest.stats
     broker_ok = stats.broker_connected
+    healthy = db_ok and broker_ok and ingest.running
+    since_commit = time.monotonic() - stats.last_commit_monotonic
     body = HealthRead(
-        status="ok" if db_ok and broker_ok else "degraded",
-        broker=ComponentHealth(ok=broker_ok, detail="" if broker_ok else "not connected"),
+        status="ok" if healthy else "degraded",
+        broker=ComponentHealth(
+            ok=broker_ok, detail="" if broker_ok else f"not connected ({stats.last_error})"
+        ),
         database=ComponentHealth(ok=db_ok, detail="" if db_ok else "no answer"),
         storage_form=rt.storage_form,
         ingest={
+            "running": ingest.running,
+            "writes_ok": stats.database_ok,
             "messages": stats.messages,
             "samples_stored": stats.samples_stored,
             "duplicates": stats.duplicates,
+            "rate_limited": stats.rate_limited,
             "dead_letters": stats.dead_letters,
             "batches": stats.batches,
             "write_errors": stats.write_errors,
+            "broker_reconnects": stats.broker_reconnects,
+            "unacked_messages": ingest.depths().unacked,
+            "seconds_since_commit": round(since_commit, 3) if stats.batches else -1.0,
         },
     )
-    return JSONResponse(
-        body.model_dump(mode="json"), status_code=200 if db_ok and broker_ok else 503
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if healthy else 503)
+
+
+@router.get(
+    "/metrics",
+    tags=["health"],
+    response_class=Response,
+    dependencies=[Depends(require_roles(Role.CONTROL_ROOM, Role.ADMIN))],
+)
+async def metrics(request: Request) -> Response:
+    """Every metric of this process in the Prometheus text format (docs/operations.md); the
+    scraper authenticates like any client (a control-room or admin token)."""
+    return Response(
+        generate_latest(runtime(request).metrics_registry), media_type=CONTENT_TYPE_LATEST
     )
 
 

@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Self
 
+from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from api.demo_seed import demo_verifier
@@ -24,6 +25,7 @@ from detectors import DetectorPipeline
 from firmware_sim import PlayStats, demo_scenario, play
 from ingest._tasks import TaskScope
 from ingest.consumer import Ingest
+from ingest.metrics import IngestMetrics
 from ingest.writer import TelemetryWriter
 from permits.enforcement.service import Enforcement
 from permits.service import PermitService
@@ -51,6 +53,8 @@ class Runtime:
         self.started_at = time.time()
         self.fleet_stats = PlayStats()
         self.demo_site: str | None = None
+        #: Every Prometheus metric of this process; served at /metrics.
+        self.metrics_registry = CollectorRegistry()
         self._stack = AsyncExitStack()
         self._pool: AsyncConnectionPool | None = None
         self._ingest: Ingest | None = None
@@ -138,7 +142,8 @@ class Runtime:
                 mqtt_url=self.mqtt_url,
                 mqtt=s.mqtt,
                 settings=s.ingest,
-                writer=TelemetryWriter(self._pool),
+                writer=TelemetryWriter(self._pool, device_touch_s=s.ingest.device_touch_s),
+                metrics=IngestMetrics(self.metrics_registry),
                 on_batch=self._enforcement.on_batch,
             )
         )

@@ -1,15 +1,17 @@
-"""Ingest: the wire format (shared with `firmware_sim`), the MQTT consumer, plausibility,
-micro-batching, dead letters and the telemetry writer.
+"""The telemetry ingest: wire format v1, the MQTT consumer and the telemetry writer.
 
-Contract: `decode` turns any payload into a `SampleBatch` or raises `DecodeError` with a
-reason; `Ingest` stores every plausible sample exactly once (per device, time and sequence)
-and every other payload as a dead letter, and never stops for bad input.
+Contract: every QoS 1 telemetry message is acknowledged to the broker only after its samples
+(or its dead letter) are committed; samples are stored once per (device, time, sequence);
+nothing undecodable or implausible is stored as telemetry, and everything refused is kept in
+``dead_letters`` with a reason. ``Ingest(on_batch=...)`` hands the detectors each committed
+batch of new samples. Other packages import from here and from `ingest.wire`.
 """
 
 from ingest.config import IngestSettings, MqttSettings, PlausibilityLimits
-from ingest.consumer import BatchHook, Ingest, IngestStats
+from ingest.consumer import BatchHook, Ingest
 from ingest.errors import DecodeError, PermitPulseError
-from ingest.wire import Sample, SampleBatch, concat, decode, encode_binary, encode_json
+from ingest.metrics import IngestMetrics, IngestStats
+from ingest.wire import Sample, SampleBatch, decode, encode_binary, encode_json
 from ingest.writer import DeadLetter, TelemetryWriter, WriteResult
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "DeadLetter",
     "DecodeError",
     "Ingest",
+    "IngestMetrics",
     "IngestSettings",
     "IngestStats",
     "MqttSettings",
@@ -26,7 +29,6 @@ __all__ = [
     "SampleBatch",
     "TelemetryWriter",
     "WriteResult",
-    "concat",
     "decode",
     "encode_binary",
     "encode_json",

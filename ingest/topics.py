@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Literal
-
-from ingest.wire import DEVICE_ID_RE
+from typing import Final, Literal
 
 Channel = Literal["telemetry", "cmd", "ack", "status"]
+
+#: Site, device and gateway ids: what the database's CHECK constraints accept.
+ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,18 +37,15 @@ def telemetry_filters(root: str) -> tuple[str, str]:
 
 
 def parse(root: str, topic: str) -> Topic | None:
-    """The parts of ``topic`` under ``root``, or None when it is not a v1 topic. Site, device
-    and gateway ids must be valid ids (``DEVICE_ID_RE``, as the database requires): a topic
-    with any other id would make its frame unstorable."""
+    """The parts of ``topic`` under ``root``, or None when it is not a v1 topic (including a
+    site, device or gateway id the database would refuse)."""
     if not topic.startswith(root + "/"):
         return None
     parts = topic[len(root) + 1 :].split("/")
-    if len(parts) == 3 and parts[1] != "gateway" and _ids(parts[0], parts[1]) and parts[2]:
+    if not all(ID_RE.fullmatch(p) for p in parts):
+        return None
+    if len(parts) == 3 and parts[1] != "gateway":
         return Topic(site=parts[0], device=parts[1], channel=parts[2])
-    if len(parts) == 4 and parts[1:4:2] == ["gateway", "telemetry"] and _ids(parts[0], parts[2]):
+    if len(parts) == 4 and parts[1] == "gateway" and parts[3] == "telemetry":
         return Topic(site=parts[0], gateway=parts[2], channel="telemetry")
     return None
-
-
-def _ids(*parts: str) -> bool:
-    return all(DEVICE_ID_RE.fullmatch(p) for p in parts)

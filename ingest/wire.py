@@ -251,7 +251,8 @@ def _check_frame_shape(batch: SampleBatch, *, gateway: bool) -> None:
 
 def _check_device_id(device: str, *, error: type[Exception] = DecodeError) -> None:
     if not DEVICE_ID_RE.fullmatch(device) or device in RESERVED_DEVICE_IDS:
-        raise error(f"invalid device id {device!r}: 1-64 of [A-Za-z0-9._-], not 'gateway'")
+        why = f"invalid device id {device!r}: 1-64 of [A-Za-z0-9._-], not 'gateway'"
+        raise DecodeError(why, "device") if error is DecodeError else error(why)
 
 
 # --------------------------------------------------------------------------- decoding
@@ -269,31 +270,54 @@ def decode(payload: bytes, *, topic_device: str | None = None) -> SampleBatch:
         DecodeError: with the reason, for anything that is not a well-formed v1 frame.
     """
     if not payload:
-        raise DecodeError("empty payload")
+        raise DecodeError("empty payload", "empty")
     if payload[:2] == MAGIC:
         batch, gateway = _decode_binary(payload)
     elif payload[:1] in (b"{", b"[", b" ", b"\n", b"\t", b"\r"):
         batch, gateway = _decode_json(payload)
     else:
-        raise DecodeError(f"unknown encoding: first byte 0x{payload[0]:02x}")
+        raise DecodeError(f"unknown encoding: first byte 0x{payload[0]:02x}", "encoding")
     if topic_device is None and not gateway:
-        raise DecodeError("device frame on a gateway topic")
+        raise DecodeError("device frame on a gateway topic", "device")
     if topic_device is not None:
         if gateway:
-            raise DecodeError("gateway frame on a device topic")
+            raise DecodeError("gateway frame on a device topic", "device")
         if batch.devices[0] != topic_device:
             raise DecodeError(
-                f"device id {batch.devices[0]!r} does not match the topic's {topic_device!r}"
+                f"device id {batch.devices[0]!r} does not match the topic's {topic_device!r}",
+                "device",
             )
     return batch
 
 
-def _decode_binary(buf: bytes) -> tuple[SampleBatch, bool]:
+@dataclass(frozen=True, slots=True)
+class FrameLayout:
+    """Where the parts of a structurally valid binary frame are.
+
+    Attributes:
+        gateway: a gateway frame (else a device frame).
+        devices: the device table.
+        table_end: offset of the first sample record (the device table spans 8..table_end).
+        n_samples: number of 56-byte records that follow.
+    """
+
+    gateway: bool
+    devices: tuple[str, ...]
+    table_end: int
+    n_samples: int
+
+
+def frame_layout(buf: bytes) -> FrameLayout:
+    """Validate a binary frame's header, device table and length (not the records).
+
+    Raises:
+        DecodeError: for any structural fault.
+    """
     if len(buf) < HEADER.size:
         raise DecodeError(f"truncated header: {len(buf)} of {HEADER.size} bytes")
     _, version, kind, n_dev, n = HEADER.unpack_from(buf)
     if version != VERSION:
-        raise DecodeError(f"unsupported version {version} (this is v{VERSION})")
+        raise DecodeError(f"unsupported version {version} (this is v{VERSION})", "version")
     if kind not in (KIND_DEVICE, KIND_GATEWAY):
         raise DecodeError(f"unknown frame kind {kind}")
     if n == 0:
@@ -305,12 +329,25 @@ def _decode_binary(buf: bytes) -> tuple[SampleBatch, bool]:
     if len(buf) != expected:
         what = "truncated" if len(buf) < expected else "trailing bytes"
         raise DecodeError(f"{what}: {len(buf)} bytes, the header promises {expected}")
-    rec = np.frombuffer(buf, dtype=RECORD_DTYPE, count=n, offset=offset)
+    return FrameLayout(kind == KIND_GATEWAY, devices, offset, n)
+
+
+def record_faults(rec: np.ndarray, n_dev: int | npt.NDArray[np.integer[Any]]) -> np.ndarray:
+    """Per record: True where its device index is outside the table or a reserved flag is set.
+    ``n_dev`` may be one table size or one per record (many frames checked at once)."""
+    reserved = np.uint16(0xFFFF & ~KNOWN_FLAGS)
+    return (rec["dev"] >= n_dev) | ((rec["flags"] & reserved) != 0)  # type: ignore[no-any-return]
+
+
+def _decode_binary(buf: bytes) -> tuple[SampleBatch, bool]:
+    layout = frame_layout(buf)
+    n_dev = len(layout.devices)
+    rec = np.frombuffer(buf, dtype=RECORD_DTYPE, count=layout.n_samples, offset=layout.table_end)
     if int(rec["dev"].max()) >= n_dev:
         raise DecodeError(f"device index {int(rec['dev'].max())} outside a table of {n_dev}")
     if int(np.bitwise_or.reduce(rec["flags"])) & ~KNOWN_FLAGS:
-        raise DecodeError("reserved flag bits set")
-    return SampleBatch.from_records(devices, rec), kind == KIND_GATEWAY
+        raise DecodeError("reserved flag bits set", "flags")
+    return SampleBatch.from_records(layout.devices, rec), layout.gateway
 
 
 def _read_device_table(buf: bytes, offset: int, n_dev: int) -> tuple[tuple[str, ...], int]:
@@ -325,7 +362,7 @@ def _read_device_table(buf: bytes, offset: int, n_dev: int) -> tuple[tuple[str, 
         try:
             device = raw.decode("ascii")
         except UnicodeDecodeError:
-            raise DecodeError("device id is not ASCII") from None
+            raise DecodeError("device id is not ASCII", "device") from None
         _check_device_id(device)
         devices.append(device)
         offset += 1 + size
@@ -338,11 +375,11 @@ def _decode_json(buf: bytes) -> tuple[SampleBatch, bool]:
     try:
         frame = orjson.loads(buf)
     except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"invalid JSON: {exc}") from None
+        raise DecodeError(f"invalid JSON: {exc}", "json") from None
     if not isinstance(frame, dict):
         raise DecodeError("JSON frame is not an object")
     if frame.get("v") != VERSION or isinstance(frame.get("v"), bool):
-        raise DecodeError(f"unsupported version {frame.get('v')!r} (this is v{VERSION})")
+        raise DecodeError(f"unsupported version {frame.get('v')!r} (this is v{VERSION})", "version")
     gateway = "gateway_id" in frame or "device_id" not in frame
     allowed = {"v", "samples", "gateway_id"} if gateway else {"v", "samples", "device_id"}
     if extra := set(frame) - allowed:
@@ -355,11 +392,11 @@ def _decode_json(buf: bytes) -> tuple[SampleBatch, bool]:
     if gateway:
         gw = frame.get("gateway_id")
         if gw is not None and not (isinstance(gw, str) and DEVICE_ID_RE.fullmatch(gw)):
-            raise DecodeError("invalid gateway_id")
+            raise DecodeError("invalid gateway_id", "device")
     else:
         device = frame["device_id"]
         if not isinstance(device, str):
-            raise DecodeError("'device_id' must be a string")
+            raise DecodeError("'device_id' must be a string", "device")
         _check_device_id(device)
     index: dict[str, int] = {} if gateway else {frame["device_id"]: 0}
     rec = np.empty(len(rows), dtype=RECORD_DTYPE)
@@ -375,7 +412,7 @@ def _json_row(row: Any, i: int, index: dict[str, int], *, gateway: bool) -> tupl
     if gateway:
         device = row.get("device_id")
         if not isinstance(device, str):
-            raise DecodeError(f"sample {i}: 'device_id' must be a string")
+            raise DecodeError(f"sample {i}: 'device_id' must be a string", "device")
         _check_device_id(device)
         dev = index.setdefault(device, len(index))
         keys.discard("device_id")
@@ -387,14 +424,14 @@ def _json_row(row: Any, i: int, index: dict[str, int], *, gateway: bool) -> tupl
     ts_ms = _json_int(row, "ts_ms", i, 0, 2**63 - 1)
     flags = _json_int(row, "flags", i, 0, 0xFFFF) if "flags" in row else 0
     if flags & ~KNOWN_FLAGS:
-        raise DecodeError(f"sample {i}: reserved flag bits set")
+        raise DecodeError(f"sample {i}: reserved flag bits set", "flags")
     values = []
     for m in MEASUREMENTS:
         v = row.get(m)
         if v is None:
             values.append(math.nan)
         elif isinstance(v, bool) or not isinstance(v, int | float):
-            raise DecodeError(f"sample {i}: '{m}' must be a number or null")
+            raise DecodeError(f"sample {i}: '{m}' must be a number or null", "field")
         else:
             values.append(float(v))
     return (dev, flags, seq, ts_ms, *values)
@@ -403,7 +440,7 @@ def _json_row(row: Any, i: int, index: dict[str, int], *, gateway: bool) -> tupl
 def _json_int(row: dict[str, Any], key: str, i: int, lo: int, hi: int) -> int:
     v = row.get(key)
     if isinstance(v, bool) or not isinstance(v, int):
-        raise DecodeError(f"sample {i}: '{key}' must be an integer")
+        raise DecodeError(f"sample {i}: '{key}' must be an integer", "field")
     if not lo <= v <= hi:
-        raise DecodeError(f"sample {i}: '{key}'={v} outside {lo}..{hi}")
+        raise DecodeError(f"sample {i}: '{key}'={v} outside {lo}..{hi}", "field")
     return v

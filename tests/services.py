@@ -20,18 +20,29 @@ import psycopg
 
 from api.embedded import free_port
 
-MOSQUITTO_CONF = """\
-listener {port} 127.0.0.1
-allow_anonymous {anonymous}
-persistence true
-persistence_location {data}/
-autosave_interval 1
-max_queued_messages 1000000
-max_queued_bytes 0
-max_inflight_messages 1000
-message_size_limit 2097152
-log_dest file {data}/mosquitto.log
-"""
+#: The project's broker settings (deploy/mosquitto.conf); its site section (listener,
+#: authentication, paths, logging) is replaced by a private port and directory.
+DEPLOY_MOSQUITTO_CONF = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto.conf"
+_SITE_KEYS = {"listener", "allow_anonymous", "password_file", "acl_file", "persistence_location"}
+_SITE_KEYS |= {"log_dest"}
+
+
+def _mosquitto_template() -> str:
+    lines = [
+        line.strip()
+        for line in DEPLOY_MOSQUITTO_CONF.read_text().splitlines()
+        if line.strip() and not line.startswith("#") and line.split()[0] not in _SITE_KEYS
+    ]
+    site = [
+        "listener {port} 127.0.0.1",
+        "allow_anonymous {anonymous}",
+        "persistence_location {data}/",
+        "log_dest file {data}/mosquitto.log",
+    ]
+    return "\n".join(site + lines) + "\n"
+
+
+MOSQUITTO_CONF = _mosquitto_template()
 
 
 def wait_port(host: str, port: int, timeout_s: float = 15.0) -> None:

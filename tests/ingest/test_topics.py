@@ -28,10 +28,15 @@ def test_parse_gateway_topic_names_the_gateway() -> None:
         "other/v1/s1/d1/telemetry",
         "pp/v1//d1/telemetry",
         "pp/v1/s1/gateway/telemetry",
+        "pp/v1/site one/d1/telemetry",
+        "pp/v1/s1\n/d1/telemetry",
+        "pp/v1/-s1/d1/telemetry",
+        f"pp/v1/{'s' * 65}/d1/telemetry",
+        "pp/v1/s1/gateway/g\u00e9/telemetry",
     ],
 )
 def test_parse_foreign_topic_is_none(topic: str) -> None:
-    """Anything else is not ours."""
+    """Anything else is not ours, nor is an id the database would refuse."""
     assert parse("pp/v1", topic) is None
 
 

@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ingest import plausibility
-from ingest.config import IngestSettings, MqttSettings
-from ingest.consumer import Ingest, _Pending
+from ingest.batcher import BatchBuilder, Link, Registry
+from ingest.config import IngestSettings
 from ingest.errors import DecodeError
+from ingest.pgcopy import SIGNATURE, TRAILER, telemetry_copy  # the writer's COPY stream
 from ingest.wire import (
     DEVICE_ID_RE,
     KNOWN_FLAGS,
@@ -26,7 +27,6 @@ from ingest.wire import (
     decode,
     encode_binary,
 )
-from ingest.writer import _rows  # the row builder the writer feeds to COPY
 
 NOW_MS = 1_790_000_000_000
 INGEST = IngestSettings()
@@ -77,9 +77,12 @@ def check_invariants(batch: SampleBatch) -> None:
         assert getattr(batch, col).shape == (n,)
     verdict = plausibility.check(batch, now_ms=NOW_MS, settings=INGEST)
     kept = batch.select(verdict.ok)
-    # Whatever passes plausibility can be turned into database rows without error.
-    rows = _rows(kept)
-    assert len(rows) == int(verdict.ok.sum())
+    # Whatever passes plausibility can be turned into the COPY stream without error, and the
+    # stream holds one tuple per kept sample.
+    stream = telemetry_copy(kept)
+    assert stream.startswith(SIGNATURE)
+    assert stream.endswith(TRAILER)
+    assert len(kept) == int(verdict.ok.sum())
 
 
 @given(mutated(), st.sampled_from(["d0", None]))
@@ -182,29 +185,22 @@ topics = st.one_of(
 
 @given(topics, st.one_of(valid_frame, mutated(), json_frames(), st.binary(max_size=200)))
 @settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
-def test_consumer_accept_never_raises_and_accounts_for_every_message(
+def test_batch_builder_never_raises_and_accounts_for_every_message(
     topic: str, payload: bytes
 ) -> None:
-    """Any topic with any payload: samples are queued with a valid site, or a dead letter is
-    recorded; the consumer's accept step never raises."""
-    ingest = Ingest(
-        mqtt_url="mqtt://127.0.0.1:1",
-        mqtt=MqttSettings(topic_root="pp/v1"),
-        settings=INGEST,
-        writer=None,  # type: ignore[arg-type]  # accept never writes
-        clock_ms=lambda: NOW_MS,
-    )
+    """Any topic with any payload: the ingest's accept-and-build step never raises; every
+    message ends as stored samples or a dead letter, and every site that reaches the writer
+    fits the sites table (else the insert would fail and the batch be retried forever)."""
     try:
         message = _message(topic, payload)
     except ValueError:  # empty or wildcard topics: no broker delivers them
         assume(False)
         raise
-    pending = _Pending()
-    ingest._accept(message, pending)
-    assert pending.samples > 0 or pending.dead
-    # A site that reaches the writer must fit the sites table (same rule as device ids);
-    # otherwise the insert fails and the batch would be retried forever.
-    for site in pending.sites.values():
+    builder = BatchBuilder(root="pp/v1", settings=INGEST, registry=Registry(INGEST))
+    assert builder.add(Link(client=None, generation=0), message)  # type: ignore[arg-type]
+    job = builder.build(now_ms=NOW_MS, now_s=NOW_MS / 1000)
+    assert len(job.batch) > 0 or job.dead
+    for site in job.sites:
         assert DEVICE_ID_RE.fullmatch(site), site
-    for batch in pending.batches:
-        check_invariants(batch)
+    if len(job.batch):
+        check_invariants(job.batch)
