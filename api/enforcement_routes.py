@@ -137,7 +137,10 @@ async def evacuations(
 ) -> list[dict[str, Any]]:
     """Evacuations (in progress by default) with each person's status."""
     ev = runtime(request).enforcement.evacuations
-    found = await ev.for_permit(permit) if permit else await ev.open()
+    if permit is not None:
+        found = await ev.for_permit(permit)
+    else:
+        found = await ev.open() if open_only else await ev.recent()
     return [
         e.to_json()
         for e in found

@@ -198,6 +198,9 @@ def _alarm_matches(
         and (permit is not None and permit.state == "active") != when.on_permit
     ):
         return False
+    excluded = when.permit_type_not or ()
+    if permit is not None and permit.type in excluded:
+        return False
     if when.role is not None:
         role = None
         if permit is not None:

@@ -146,6 +146,14 @@ class Evacuations:
     async def open(self) -> list[Evacuation]:
         return await self._load("e.state = 'in_progress'", ())
 
+    async def recent(self, limit: int = 50) -> list[Evacuation]:
+        """The newest evacuations, open or complete, oldest of them first."""
+        return await self._load(
+            "e.evacuation_id IN (SELECT evacuation_id FROM evacuations"
+            " ORDER BY started_at DESC LIMIT %s)",
+            (limit,),
+        )
+
     async def get(self, evacuation_id: uuid.UUID) -> Evacuation:
         found = await self._load("e.evacuation_id = %s", (evacuation_id,))
         if not found:

@@ -65,6 +65,9 @@ class Conditions(_Strict):
     value_gte: float | None = Field(default=None, description="Alarm value at least this.")
     value_lt: float | None = Field(default=None, description="Alarm value below this.")
     permit_type: tuple[Literal["DH", "SX", "MB", "GC", "DZ", "YD", "DT", "DL"], ...] | None = None
+    permit_type_not: tuple[Literal["DH", "SX", "MB", "GC", "DZ", "YD", "DT", "DL"], ...] | None = (
+        Field(default=None, description="The device is on no live permit of these types.")
+    )
     permit_level: tuple[str, ...] | None = None
     permit_state: tuple[str, ...] | None = None
     on_permit: bool | None = Field(

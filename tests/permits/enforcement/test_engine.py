@@ -189,3 +189,13 @@ def test_evaluate_any_alarm_is_deterministic_and_never_crashes(
 def test_value_condition_with_unknown_value_does_not_match(value: float | None) -> None:
     """An offline alarm without a duration is not taken as 'long enough'."""
     assert evaluate_alarm(RULES, alarm("w1", "device_offline", "warning", value=value), CTX) == []
+
+
+def test_critical_spo2_on_suspended_confined_space_neither_downgrades_nor_evacuates_again() -> None:
+    """Once the confined space is being evacuated (permit suspended), a second worker's
+    critical SpO2 is already covered: no downgrade rule fires for SX."""
+    suspended = PermitFacts(
+        "P-SX", "SX", "", "suspended", devices=("w1", "w2"), watcher_device="wt"
+    )
+    ctx = Ctx(permits={"w2": [suspended]})
+    assert evaluate_alarm(RULES, alarm("w2", "spo2_low"), ctx) == []
