@@ -94,6 +94,17 @@ def demo_verifier(scenario: Scenario) -> RegistryVerifier:
     return RegistryVerifier(records)
 
 
+def registry_csv(scenario: Scenario) -> str:
+    """The same registry as CSV (the format `RegistryVerifier.from_csv` imports)."""
+    lines = ["number,trade,holder_id,holder_name,issuer,valid_until,review_due,status"]
+    for r in demo_verifier(scenario)._records.values():
+        lines.append(
+            f"{r.number},{r.trade},{r.holder_id},{r.holder_name},{r.issuer},"
+            f"{r.valid_until},{r.review_due},valid"
+        )
+    return "\n".join(lines) + "\n"
+
+
 async def seed(
     scenario: Scenario, *, pool: AsyncConnectionPool, permits: PermitService
 ) -> list[str]:
