@@ -12,7 +12,6 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors._buffers import EventBuffer, MinuteBuffer
-from detectors._jit import kernel
 from detectors.config import DetectorSettings
 from detectors.models import AlarmKind, WorkerProfile
 from detectors.policy import Rule, RuleTable
@@ -36,12 +35,12 @@ Array = npt.NDArray[Any]
 class BatchContext:
     """One batch as the kernels see it: columns, slot per sample, and the shared outputs.
 
-    ``order`` is the processing order: samples grouped by slot, each slot's in batch order
-    (a device's state then stays in cache while its samples are processed; results do not
-    depend on it, since slots are independent).
+    Kernels walk the samples in batch order, the order of the columns in memory: each slot
+    sees its own samples in batch order, and slots are independent, so the results are those
+    of any slot-by-slot order (events are sorted by the lifecycle), while the columns stream
+    from memory instead of being gathered.
     """
 
-    order: npt.NDArray[np.int64]
     slot: npt.NDArray[np.int32]
     ts: npt.NDArray[np.int64]
     hr: npt.NDArray[np.float32]
@@ -62,29 +61,12 @@ class BatchContext:
         return int(self.ts.shape[0])
 
 
-@kernel
-def slot_order(slot: npt.NDArray[np.int32], n_slots: int) -> npt.NDArray[np.int64]:
-    """Sample indexes grouped by slot, stable within a slot (a counting sort)."""
-    start = np.zeros(n_slots + 1, dtype=np.int64)
-    for i in range(slot.shape[0]):
-        start[slot[i] + 1] += 1
-    for s in range(n_slots):
-        start[s + 1] += start[s]
-    out = np.empty(slot.shape[0], dtype=np.int64)
-    for i in range(slot.shape[0]):
-        s = slot[i]
-        out[start[s]] = i
-        start[s] += 1
-    return out
-
-
 def batch_context(
-    *, slot: npt.NDArray[np.int32], n_slots: int, batch: Any, events: EventBuffer,
+    *, slot: npt.NDArray[np.int32], batch: Any, events: EventBuffer,
     minutes: MinuteBuffer, now_ms: int,
 ) -> BatchContext:  # fmt: skip
     """A context over a `SampleBatch` whose samples map to ``slot``."""
     return BatchContext(
-        order=slot_order(slot, n_slots),
         slot=slot,
         ts=batch.ts_ms,
         hr=batch.hr,

@@ -27,7 +27,7 @@ from detectors.policy import Rule, step_rules
 
 @kernel
 def man_down_kernel(  # type: ignore[no-untyped-def]
-    start, order, slot, ts, motion, flags, quality,
+    start, slot, ts, motion, flags, quality,
     still_g, gap_ms, fall_still_ms, sos_latch_ms, fall_latch_ms,
     sos_last, fall_start, fall_last, still_since, motion_t, still_s, sc,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
@@ -35,13 +35,12 @@ def man_down_kernel(  # type: ignore[no-untyped-def]
 ):  # fmt: skip
     n = ts.shape[0]
     cap = ev_slot.shape[0]
-    for k in range(start, n):
-        i = order[k]
+    for i in range(start, n):
         q = quality[i]
         if not q & Q_FRESH:
             continue
         if ev_n[0] + 3 > cap:
-            return k
+            return i
         s = slot[i]
         t = ts[i]
         f = flags[i]
@@ -123,7 +122,7 @@ class ManDownDetector(Detector):
 
         def call(start: int) -> int:
             return man_down_kernel(  # type: ignore[no-any-return]
-                start, ctx.order, ctx.slot, ctx.ts, ctx.motion, ctx.flags, ctx.quality,
+                start, ctx.slot, ctx.ts, ctx.motion, ctx.flags, ctx.quality,
                 f32(s.still_motion_g), ms(s.motion_gap_s), ms(s.fall_still_s), ms(s.sos_latch_s),
                 ms(s.fall_latch_s), *st, sc, *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip

@@ -145,7 +145,6 @@ class DetectorPipeline:
         remap = np.fromiter((self.slot(d) for d in batch.devices), np.int32, len(batch.devices))
         ctx = batch_context(
             slot=remap[batch.dev] if len(batch) else np.empty(0, np.int32),
-            n_slots=self.capacity,
             batch=batch,
             events=self._events,
             minutes=self._minutes,

@@ -75,20 +75,19 @@ def offline_crossings(  # type: ignore[no-untyped-def]
 
 @kernel
 def presence_kernel(  # type: ignore[no-untyped-def]
-    start, order, slot, ts, lat, lon, gps_acc, quality, warn_ms, crit_ms,
+    start, slot, ts, lat, lon, gps_acc, quality, warn_ms, crit_ms,
     monitored, role, f_lat, f_lon, f_r, last_seen, off_lvl, outside, sc,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
     ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
 ):  # fmt: skip
     n = ts.shape[0]
     cap = ev_slot.shape[0]
-    for k in range(start, n):
-        i = order[k]
+    for i in range(start, n):
         q = quality[i]
         if not q & Q_FRESH:
             continue
         if ev_n[0] + 5 > cap:
-            return k
+            return i
         s = slot[i]
         t = ts[i]
         if monitored[s]:
@@ -211,7 +210,7 @@ class PresenceDetector(Detector):
 
         def call(start: int) -> int:
             return presence_kernel(  # type: ignore[no-any-return]
-                start, ctx.order, ctx.slot, ctx.ts, ctx.lat, ctx.lon, ctx.gps_acc, ctx.quality,
+                start, ctx.slot, ctx.ts, ctx.lat, ctx.lon, ctx.gps_acc, ctx.quality,
                 ms(s.offline_warning_s), ms(s.offline_critical_s), *st, sc,
                 *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip

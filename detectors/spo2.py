@@ -21,26 +21,8 @@ RING = 32
 
 
 @kernel
-def window_mean(ring_v, ring_t, s, head, t, window_ms, min_samples):  # type: ignore[no-untyped-def]
-    """Mean of the ring's values with ts in (t − window, t]; NaN with too few of them."""
-    total = 0.0
-    k = 0
-    size = ring_v.shape[1]
-    for back in range(size):
-        j = (head - back) % size
-        tj = ring_t[s, j]
-        if tj < 0 or tj <= t - window_ms:
-            break
-        total += ring_v[s, j]
-        k += 1
-    if k < min_samples:
-        return np.nan
-    return total / k
-
-
-@kernel
 def spo2_kernel(  # type: ignore[no-untyped-def]
-    start, order, slot, ts, spo2, quality, window_ms, min_samples,
+    start, slot, ts, spo2, quality, window_ms, min_samples,
     ring_v, ring_t, head, avg, sc,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
     ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
@@ -48,20 +30,28 @@ def spo2_kernel(  # type: ignore[no-untyped-def]
     n = ts.shape[0]
     cap = ev_slot.shape[0]
     size = ring_v.shape[1]
-    for k in range(start, n):
-        i = order[k]
+    for i in range(start, n):
         q = quality[i]
         if not (q & Q_FRESH and q & Q_SPO2):
             continue
         if ev_n[0] + 1 > cap:
-            return k
+            return i
         s = slot[i]
         t = ts[i]
         h = (head[s] + 1) % size
         head[s] = h
         ring_v[s, h] = spo2[i]
         ring_t[s, h] = t
-        a = window_mean(ring_v, ring_t, s, h, t, window_ms, min_samples)
+        total = 0.0  # the mean of the ring's values with ts in (t − window, t]
+        m = 0
+        for back in range(size):
+            j = h - back if back <= h else h - back + size
+            tj = ring_t[s, j]
+            if tj < 0 or tj <= t - window_ms:
+                break
+            total += ring_v[s, j]
+            m += 1
+        a = total / m if m >= min_samples else np.nan
         avg[s] = a
         sc[0] = a
         sc[1] = a
@@ -106,7 +96,7 @@ class SpO2Detector(Detector):
 
         def call(start: int) -> int:
             return spo2_kernel(  # type: ignore[no-any-return]
-                start, ctx.order, ctx.slot, ctx.ts, ctx.spo2, ctx.quality, ms(s.spo2_avg_s),
+                start, ctx.slot, ctx.ts, ctx.spo2, ctx.quality, ms(s.spo2_avg_s),
                 s.spo2_min_samples, *st, sc, *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip
 

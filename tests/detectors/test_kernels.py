@@ -80,7 +80,6 @@ def check_quality_bits(x: naive.Series) -> None:
     det.grow(1)
     ctx = batch_context(
         slot=np.zeros(len(b), np.int32),
-        n_slots=1,
         batch=b,
         events=EventBuffer(4),
         minutes=MinuteBuffer(4),
