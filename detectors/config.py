@@ -22,8 +22,16 @@ class DetectorSettings(BaseModel):
     # ---------------------------------------------------------------- signal quality
     hr_min_bpm: float = _f(30.0, "SPEC.md §4 signal quality: gross range HR 30–220 bpm (QARTOD).")
     hr_max_bpm: float = _f(220.0, "SPEC.md §4 signal quality: gross range HR 30–220 bpm (QARTOD).")
-    spo2_min_pct: float = _f(50.0, "SPEC.md §4 signal quality: gross range SpO2 50–100 %.")
-    spo2_max_pct: float = _f(100.0, "SPEC.md §4 signal quality: gross range SpO2 50–100 %.")
+    spo2_min_pct: float = _f(
+        50.0,
+        "SPEC.md §4 signal quality: gross range SpO2 50–100 %. At least 1 %: the SpO2 "
+        "window's running sum is exact only for values in 1–100 % (detectors/spo2.py).",
+        ge=1,
+        le=100,
+    )
+    spo2_max_pct: float = _f(
+        100.0, "SPEC.md §4 signal quality: gross range SpO2 50–100 % (at most 100 %).", le=100
+    )
     skin_min_c: float = _f(20.0, "SPEC.md §4 signal quality: gross range skin 20–42 °C.")
     skin_max_c: float = _f(42.0, "SPEC.md §4 signal quality: gross range skin 20–42 °C.")
     hr_flat_s: float = _f(
@@ -229,6 +237,22 @@ class DetectorSettings(BaseModel):
     )
     watcher_critical_s: float = _f(
         60.0, "GB 30871 4.10 f: watcher away → critical (suspend the permit).", ge=0
+    )
+
+    # ---------------------------------------------------------------- execution
+    threads: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Performance, not safety: a batch of at least `thread_min_samples` "
+        "samples is split by device into this many parts run on as many threads (the "
+        "kernels release the GIL). Results do not depend on it (slots are independent).",
+    )
+    thread_min_samples: int = Field(
+        default=20_000,
+        ge=1,
+        description="Performance: smaller batches run on the calling thread only (starting "
+        "a thread costs more than a small batch's detector pass).",
     )
 
     # ---------------------------------------------------------------- per site

@@ -45,33 +45,37 @@ def channel_test(v, t, lo, hi, roc, flat_ms, gap_ms, last_v, last_t, flat_t):  #
     this inlined helper (an array argument costs reference-count updates on every call).
     """
     bad = v < lo or v > hi
-    if last_t >= 0 and t - last_t <= gap_ms:
-        dt = (t - last_t) / 1000.0
-        if dt > 0 and abs(v - last_v) / dt > roc:
+    step = t - last_t
+    if last_t >= 0 and step <= gap_ms:
+        if step == 1000:  # 1 Hz: x / 1.0 is x exactly, so skip the division
+            if abs(v - last_v) > roc:
+                bad = True
+        elif step > 0 and abs(v - last_v) / (step / 1000.0) > roc:
             bad = True
         if v != last_v:
             flat_t = t  # a new value starts a new flat run: O(1) per sample
         elif t - flat_t >= flat_ms:
             bad = True
-        return bad, flat_t, t - last_t
+        return bad, flat_t, step
     return bad, t, 1000  # first value, or after a gap: the tests restart
 
 
 @kernel
 def quality_kernel(  # type: ignore[no-untyped-def]
-    start, slot, ts, hr, spo2, skin, lat, lon, gps_acc, motion, quality,
+    start, idx, slot, ts, hr, spo2, skin, lat, lon, gps_acc, motion, quality,
     lo, hi, roc, flat_ms, gap_ms, tau_ms, gps_max,
     last_ts, last_v, last_t, flat_t, frac, fault, sc,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
     ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
 ):  # fmt: skip
-    n = ts.shape[0]
+    n = idx.shape[0]
     cap = ev_slot.shape[0]
     w_step = -1  # ewma_weight's cache (scalars, see there)
     w = 0.0
-    for i in range(start, n):
+    for k in range(start, n):
+        i = idx[k]
         if ev_n[0] + 1 > cap:
-            return i
+            return k
         s = slot[i]
         t = ts[i]
         if last_ts[s] >= 0 and t <= last_ts[s]:
@@ -137,7 +141,6 @@ class QualityDetector(Detector):
         self._hi = np.array([f32(v) for v in (s.hr_max_bpm, s.spo2_max_pct, s.skin_max_c)])
         self._roc = np.array([s.hr_roc_bpm_s, s.spo2_roc_pct_s, s.skin_roc_c_s])
         self._flat = np.array([ms(s.hr_flat_s), ms(s.spo2_flat_s), ms(s.skin_flat_s)])
-        self._sc = np.zeros(1)
 
     def make_rules(self, s: DetectorSettings) -> tuple[Rule, ...]:
         return (
@@ -151,13 +154,14 @@ class QualityDetector(Detector):
     def update(self, ctx: BatchContext) -> None:
         s = self.settings
         st = self.a("last_ts", "last_v", "last_t", "flat_t", "frac", "fault")
+        sc = np.zeros(1)  # per call: calls for different slot ranges may run concurrently
 
         def call(start: int) -> int:
             return quality_kernel(  # type: ignore[no-any-return]
-                start, ctx.slot, ctx.ts, ctx.hr, ctx.spo2, ctx.skin, ctx.lat, ctx.lon,
+                start, ctx.idx, ctx.slot, ctx.ts, ctx.hr, ctx.spo2, ctx.skin, ctx.lat, ctx.lon,
                 ctx.gps_acc, ctx.motion, ctx.quality,
                 self._lo, self._hi, self._roc, self._flat, ms(s.gap_s), ms(s.fault_tau_s),
-                f32(s.gps_acc_max_m), *st, self._sc, *self.rules.args(), *self.ev(ctx),
+                f32(s.gps_acc_max_m), *st, sc, *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip
 
-        drive(ctx.n, ctx.events, call)
+        drive(len(ctx.idx), ctx.events, call)
