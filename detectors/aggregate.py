@@ -16,20 +16,21 @@ MINUTE_MS = 60_000
 
 @kernel
 def aggregate_kernel(  # type: ignore[no-untyped-def]
-    start, idx, slot, ts, hr, quality, min_samples, cur, total, count,
+    start, lo_slot, hi_slot, slot, ts, hr, quality, min_samples, cur, total, count,
     m_slot, m_end, m_hr, m_count, m_n,
 ):  # fmt: skip
     """Close a slot's minute when its first sample of a later minute arrives."""
-    n = idx.shape[0]
+    n = ts.shape[0]
     cap = m_slot.shape[0]
-    for k in range(start, n):
-        i = idx[k]
+    for i in range(start, n):
+        s = slot[i]
+        if s < lo_slot or s >= hi_slot:  # another thread's slots
+            continue
         q = quality[i]
         if not q & Q_FRESH:
             continue
         if m_n[0] + 1 > cap:
-            return k
-        s = slot[i]
+            return i
         m = ts[i] // 60000
         if cur[s] != m:
             if cur[s] >= 0:
@@ -67,8 +68,9 @@ class MinuteAggregator(Detector):
 
         def call(start: int) -> int:
             return aggregate_kernel(  # type: ignore[no-any-return]
-                start, ctx.idx, ctx.slot, ctx.ts, ctx.hr, ctx.quality,
+                start, ctx.lo_slot, ctx.hi_slot, ctx.slot, ctx.ts,
+                ctx.hr, ctx.quality,
                 self.settings.minute_min_samples, *st, mb.slot, mb.end_ts, mb.hr, mb.count, mb.n,
             )  # fmt: skip
 
-        drive(len(ctx.idx), mb, call)
+        drive(len(ctx.ts), mb, call)

@@ -4,6 +4,7 @@ by the live ingest and by the offline replay alike (only the clock and I/O diffe
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import time
 import zipfile
@@ -19,7 +20,7 @@ import orjson
 from detectors._buffers import EventBuffer, MinuteBuffer
 from detectors.aggregate import MinuteAggregator
 from detectors.alarms import AlarmBook
-from detectors.base import BatchContext, Detector, batch_context, split_by_slot
+from detectors.base import BatchContext, Detector, batch_context
 from detectors.config import DetectorSettings
 from detectors.core_temp import CoreTempDetector
 from detectors.drift import DriftDetector
@@ -152,9 +153,9 @@ class DetectorPipeline:
         contexts = [
             batch_context(
                 slot=slot, batch=batch, events=self._events[p], minutes=self._minutes[p],
-                now_ms=int(now_ms), idx=idx, quality=quality,
+                now_ms=int(now_ms), slots=slots, quality=quality,
             )
-            for p, idx in enumerate(self._split(slot))
+            for p, slots in enumerate(self._split(slot))
         ]  # fmt: skip
         for ctx in contexts:
             ctx.events.clear()
@@ -187,18 +188,18 @@ class DetectorPipeline:
         else:
             found = [self.slot(d) for d in devices]
         remap = np.array(found, dtype=np.int32)
-        return remap[batch.dev] if len(batch) else np.empty(0, np.int32)
+        return np.take(remap, batch.dev) if len(batch) else np.empty(0, np.int32)
 
-    def _split(self, slot: npt.NDArray[np.int32]) -> list[npt.NDArray[np.int64]]:
-        """The samples of each part: by ranges of slots, about equal in size."""
+    def _split(self, slot: npt.NDArray[np.int32]) -> list[tuple[int, int]]:
+        """Ranges of slots, one per part, holding about equal numbers of the samples."""
         n = slot.shape[0]
         parts = self.settings.threads if n >= self.settings.thread_min_samples else 1
         if parts == 1:
-            return [np.arange(n, dtype=np.int64)]
-        idx = np.empty(n, dtype=np.int64)
-        starts = np.empty(parts + 1, dtype=np.int64)
-        split_by_slot(slot, parts, np.zeros(self.capacity, dtype=np.int64), idx, starts)
-        return [idx[starts[p] : starts[p + 1]] for p in range(parts)]
+            return [(0, self.capacity)]
+        cumulative = np.cumsum(np.bincount(slot, minlength=self.capacity))
+        cuts = np.searchsorted(cumulative, np.arange(1, parts) * n / parts, side="right")
+        bounds = [0, *(int(c) for c in cuts), self.capacity]
+        return list(itertools.pairwise(bounds))
 
     def tick(self, now_ms: int) -> list[AlarmEvent]:
         """Advance the clock only (device-offline checks between batches)."""

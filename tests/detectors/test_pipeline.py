@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from detectors.base import split_by_slot
 from detectors.config import DetectorSettings
 from detectors.models import Geofence
 from detectors.pipeline import DetectorPipeline
@@ -59,26 +56,3 @@ def test_pipeline_split_across_threads_same_events_levels_and_state() -> None:
         for a, b in zip(one.detectors, many.detectors, strict=True):
             for (k, va), vb in zip(a.state().items(), b.state().values(), strict=True):
                 np.testing.assert_array_equal(va, vb, err_msg=f"{a.name}/{k}")
-
-
-@given(
-    slots=st.lists(st.integers(0, 9), min_size=0, max_size=200),
-    parts=st.integers(1, 4),
-)
-@settings(max_examples=80, deadline=None)
-def test_split_by_slot_ranges_of_slots_in_batch_order(slots: list[int], parts: int) -> None:
-    """Parts cover every sample once, in batch order, over disjoint increasing slot ranges."""
-    slot = np.array(slots, dtype=np.int32)
-    idx = np.empty(len(slot), dtype=np.int64)
-    starts = np.empty(parts + 1, dtype=np.int64)
-    split_by_slot(slot, parts, np.zeros(10, dtype=np.int64), idx, starts)
-    assert starts[0] == 0
-    assert starts[-1] == len(slot)
-    assert sorted(idx.tolist()) == list(range(len(slot)))
-    previous_max = -1
-    for p in range(parts):
-        part = idx[starts[p] : starts[p + 1]]
-        assert np.all(np.diff(part) > 0)
-        if len(part):
-            assert slot[part].min() > previous_max
-            previous_max = int(slot[part].max())
