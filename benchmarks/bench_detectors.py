@@ -126,7 +126,8 @@ def time_reference(batch: SampleBatch, n_ref: int) -> tuple[float, int]:
             ct = naive.ectemp(rows[:, 1], minute, s)
             naive.psi(ct, rows[:, 1], 70.0, s)
             naive.sustained(rows[:, 1], minute, 140.0, 5.0)
-            naive.cusum(rows[:, 1], 30, 0.5, 10.0, 0.9)
+            naive.cusum(rows[:, 1], s.drift_warmup_minutes, s.drift_k_sigma,
+                        s.drift_sigma_floor_bpm, s.drift_rho)  # fmt: skip
         sc = np.stack([fault], 1)
         naive.levels(x.ts, sc, sc, [(0, 2, ">=", 0, 30_000)], [0.5], [0.2])
     return time.perf_counter() - t, n

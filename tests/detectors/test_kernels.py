@@ -163,7 +163,7 @@ def check_minute_level(x: naive.Series) -> None:
     exp = expected(SustainedHeartRateDetector, end, count[:, None])
     assert of_kind(log, AlarmKind.HR_SUSTAINED_HIGH) == exp[AlarmKind.HR_SUSTAINED_HIGH]
     cs = naive.cusum(
-        hr, S.drift_warmup_minutes, S.drift_k_sigma, S.drift_sigma_floor_bpm, S.drift_rho_max
+        hr, S.drift_warmup_minutes, S.drift_k_sigma, S.drift_sigma_floor_bpm, S.drift_rho
     )
     exp = expected(DriftDetector, end, cs[:, None])
     assert of_kind(log, AlarmKind.HR_DRIFT) == exp[AlarmKind.HR_DRIFT]
