@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors._buffers import EventBuffer, MinuteBuffer
+from detectors._jit import kernel
 from detectors.config import DetectorSettings
 from detectors.models import AlarmKind, WorkerProfile
 from detectors.policy import Rule, RuleTable
@@ -35,15 +36,14 @@ Array = npt.NDArray[Any]
 class BatchContext:
     """One batch as the kernels see it: columns, slot per sample, and the shared outputs.
 
-    Kernels walk the samples in batch order and take those whose slot is in
-    ``[lo_slot, hi_slot)``: all of them, or one range of slots when the pipeline splits a
-    batch between threads. Each slot sees its own samples in batch order and slots are
-    independent, so the results do not depend on how slots are split or interleaved (the
-    lifecycle sorts the events); batch order keeps the columns streaming from memory.
+    ``idx`` lists the samples this context covers, in batch order: all of them, or those
+    of one range of slots when the pipeline splits a batch into parts for threads. Each
+    slot sees its own samples in batch order and slots are independent, so the results do
+    not depend on how slots are split or interleaved (the lifecycle sorts the events); batch
+    order keeps the columns streaming from memory instead of being gathered.
     """
 
-    lo_slot: int
-    hi_slot: int
+    idx: npt.NDArray[np.int64]
     slot: npt.NDArray[np.int32]
     ts: npt.NDArray[np.int64]
     hr: npt.NDArray[np.float32]
@@ -61,19 +61,55 @@ class BatchContext:
 
     @property
     def n(self) -> int:
-        return int(self.ts.shape[0])
+        """Samples this context covers."""
+        return int(self.idx.shape[0])
+
+
+@kernel
+def split_by_slot(slot, n_parts, part_of, idx, starts):  # type: ignore[no-untyped-def]
+    """Group the samples into ``n_parts`` ranges of slots holding about equal numbers of
+    samples, each part's samples in batch order: part p is ``idx[starts[p]:starts[p + 1]]``.
+
+    ``part_of`` is scratch, one entry per slot, zero on entry; ``idx`` has one entry per
+    sample, ``starts`` ``n_parts + 1``. Slots are split only between (never within), so a
+    part may be empty.
+    """
+    n = slot.shape[0]
+    for i in range(n):
+        part_of[slot[i]] += 1  # first: samples per slot
+    target = (n + n_parts - 1) // n_parts
+    p = 0
+    seen = 0
+    for s in range(part_of.shape[0]):
+        count = part_of[s]
+        part_of[s] = p  # then: the part of each slot
+        seen += count
+        if seen >= target * (p + 1) and p < n_parts - 1:
+            p += 1
+    for q in range(n_parts + 1):
+        starts[q] = 0
+    for i in range(n):
+        starts[part_of[slot[i]] + 1] += 1
+    for q in range(n_parts):
+        starts[q + 1] += starts[q]
+    for i in range(n):  # place, shifting starts[p] up; then shift back
+        q = part_of[slot[i]]
+        idx[starts[q]] = i
+        starts[q] += 1
+    for q in range(n_parts, 0, -1):
+        starts[q] = starts[q - 1]
+    starts[0] = 0
 
 
 def batch_context(
     *, slot: npt.NDArray[np.int32], batch: Any, events: EventBuffer,
-    minutes: MinuteBuffer, now_ms: int, slots: tuple[int, int] = (0, 2**31 - 1),
+    minutes: MinuteBuffer, now_ms: int, idx: npt.NDArray[np.int64] | None = None,
     quality: npt.NDArray[np.uint8] | None = None,
 ) -> BatchContext:  # fmt: skip
-    """A context over a `SampleBatch` whose samples map to ``slot``: over the slots in the
-    range ``slots`` (default all), writing quality bits to ``quality`` (default a new array)."""
+    """A context over a `SampleBatch` whose samples map to ``slot``: over the samples ``idx``
+    (default all), writing quality bits to ``quality`` (default a new array)."""
     return BatchContext(
-        lo_slot=slots[0],
-        hi_slot=slots[1],
+        idx=np.arange(len(batch), dtype=np.int64) if idx is None else idx,
         slot=slot,
         ts=batch.ts_ms,
         hr=batch.hr,

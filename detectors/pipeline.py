@@ -4,8 +4,8 @@ by the live ingest and by the offline replay alike (only the clock and I/O diffe
 from __future__ import annotations
 
 import io
-import itertools
 import logging
+import threading
 import time
 import zipfile
 from collections.abc import Iterable
@@ -20,7 +20,7 @@ import orjson
 from detectors._buffers import EventBuffer, MinuteBuffer
 from detectors.aggregate import MinuteAggregator
 from detectors.alarms import AlarmBook
-from detectors.base import BatchContext, Detector, batch_context
+from detectors.base import BatchContext, Detector, batch_context, split_by_slot
 from detectors.config import DetectorSettings
 from detectors.core_temp import CoreTempDetector
 from detectors.drift import DriftDetector
@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 
 #: 2: the SpO2 window keeps a running sum (``spo2/a.w_n``, ``spo2/a.w_sum``).
 SNAPSHOT_VERSION: Final = 2
+
+#: A batch split for threads has this many parts per thread, taken by whichever thread is
+#: free: on a shared machine a paused thread then delays one small part, not half the batch.
+PARTS_PER_THREAD: Final = 4
 
 #: Run order: quality gates everything; the aggregator feeds the minute-level detectors;
 #: the core-temperature estimate feeds the strain index.
@@ -76,9 +80,9 @@ class DetectorPipeline:
         self.profiles: dict[str, WorkerProfile] = {}
         self.fences: list[Geofence] = []
         self.book = AlarmBook()
-        #: Output buffers per part of a split batch (one part: the calling thread only).
-        self._events = [EventBuffer() for _ in range(self.settings.threads)]
-        self._minutes = [MinuteBuffer() for _ in range(self.settings.threads)]
+        #: Output buffers per part of a batch (one part unless split for threads).
+        self._events = [EventBuffer()]
+        self._minutes = [MinuteBuffer()]
         self.samples_seen = 0
         #: When a list, every level change (device, kind, level, ts, value) is appended to it
         #: before the lifecycle sees it (tests and debugging).
@@ -150,27 +154,51 @@ class DetectorPipeline:
         """
         slot = self._slots(batch)
         quality = np.zeros(len(batch), dtype=np.uint8)
+        parts = self._split(slot)
+        while len(self._events) < len(parts):  # output buffers per part, kept across calls
+            self._events.append(EventBuffer())
+            self._minutes.append(MinuteBuffer())
         contexts = [
             batch_context(
                 slot=slot, batch=batch, events=self._events[p], minutes=self._minutes[p],
-                now_ms=int(now_ms), slots=slots, quality=quality,
+                now_ms=int(now_ms), idx=idx, quality=quality,
             )
-            for p, slots in enumerate(self._split(slot))
+            for p, idx in enumerate(parts)
         ]  # fmt: skip
         for ctx in contexts:
             ctx.events.clear()
             ctx.minutes.clear()
         if len(contexts) == 1:
             self._advance(contexts[0])
-        else:  # the kernels release the GIL: one part here, the others on worker threads
-            with ThreadPoolExecutor(len(contexts) - 1, "detectors") as pool:
-                futures = [pool.submit(self._advance, ctx) for ctx in contexts[1:]]
-                self._advance(contexts[0])
-                for f in futures:
-                    f.result()
+        else:
+            self._advance_parallel(contexts)
         self.presence.tick(contexts[0])
         self.samples_seen += len(batch)
         return self._lifecycle([ctx.events for ctx in contexts])
+
+    def _advance_parallel(self, contexts: list[BatchContext]) -> None:
+        """The parts on ``threads`` threads (this one included; the kernels release the GIL).
+
+        Threads take the next part until none is left, so a thread the OS pauses on a busy
+        machine holds up only its current part, not a fixed half of the batch. Which thread
+        runs a part does not matter: each part has its own output buffers.
+        """
+        todo = iter(contexts)
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with lock:
+                    ctx = next(todo, None)
+                if ctx is None:
+                    return
+                self._advance(ctx)
+
+        with ThreadPoolExecutor(self.settings.threads - 1, "detectors") as pool:
+            futures = [pool.submit(work) for _ in range(self.settings.threads - 1)]
+            work()
+            for f in futures:
+                f.result()
 
     def _advance(self, ctx: BatchContext) -> None:
         """Every detector, in order, over the samples of one context."""
@@ -190,16 +218,17 @@ class DetectorPipeline:
         remap = np.array(found, dtype=np.int32)
         return np.take(remap, batch.dev) if len(batch) else np.empty(0, np.int32)
 
-    def _split(self, slot: npt.NDArray[np.int32]) -> list[tuple[int, int]]:
-        """Ranges of slots, one per part, holding about equal numbers of the samples."""
+    def _split(self, slot: npt.NDArray[np.int32]) -> list[npt.NDArray[np.int64]]:
+        """The samples of each part, in batch order: one part, or `PARTS_PER_THREAD` per
+        thread over ranges of slots holding about equal numbers of samples."""
         n = slot.shape[0]
-        parts = self.settings.threads if n >= self.settings.thread_min_samples else 1
-        if parts == 1:
-            return [(0, self.capacity)]
-        cumulative = np.cumsum(np.bincount(slot, minlength=self.capacity))
-        cuts = np.searchsorted(cumulative, np.arange(1, parts) * n / parts, side="right")
-        bounds = [0, *(int(c) for c in cuts), self.capacity]
-        return list(itertools.pairwise(bounds))
+        if self.settings.threads == 1 or n < self.settings.thread_min_samples:
+            return [np.arange(n, dtype=np.int64)]
+        parts = self.settings.threads * PARTS_PER_THREAD
+        idx = np.empty(n, dtype=np.int64)
+        starts = np.empty(parts + 1, dtype=np.int64)
+        split_by_slot(slot, parts, np.zeros(self.capacity, dtype=np.int64), idx, starts)
+        return [idx[starts[p] : starts[p + 1]] for p in range(parts)]
 
     def tick(self, now_ms: int) -> list[AlarmEvent]:
         """Advance the clock only (device-offline checks between batches)."""

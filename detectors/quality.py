@@ -62,22 +62,21 @@ def channel_test(v, t, lo, hi, roc, flat_ms, gap_ms, last_v, last_t, flat_t):  #
 
 @kernel
 def quality_kernel(  # type: ignore[no-untyped-def]
-    start, lo_slot, hi_slot, slot, ts, hr, spo2, skin, lat, lon, gps_acc, motion, quality,
+    start, idx, slot, ts, hr, spo2, skin, lat, lon, gps_acc, motion, quality,
     lo, hi, roc, flat_ms, gap_ms, tau_ms, gps_max,
     last_ts, last_v, last_t, flat_t, frac, fault, sc,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
     ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
 ):  # fmt: skip
-    n = ts.shape[0]
+    n = idx.shape[0]
     cap = ev_slot.shape[0]
     w_step = -1  # ewma_weight's cache (scalars, see there)
     w = 0.0
-    for i in range(start, n):
+    for k in range(start, n):
+        i = idx[k]
         s = slot[i]
-        if s < lo_slot or s >= hi_slot:  # another thread's slots
-            continue
         if ev_n[0] + 1 > cap:
-            return i
+            return k
         t = ts[i]
         if last_ts[s] >= 0 and t <= last_ts[s]:
             quality[i] = 0  # late or duplicate: stored, but not fed to the detectors
@@ -159,11 +158,11 @@ class QualityDetector(Detector):
 
         def call(start: int) -> int:
             return quality_kernel(  # type: ignore[no-any-return]
-                start, ctx.lo_slot, ctx.hi_slot, ctx.slot, ctx.ts,
+                start, ctx.idx, ctx.slot, ctx.ts,
                 ctx.hr, ctx.spo2, ctx.skin, ctx.lat, ctx.lon,
                 ctx.gps_acc, ctx.motion, ctx.quality,
                 self._lo, self._hi, self._roc, self._flat, ms(s.gap_s), ms(s.fault_tau_s),
                 f32(s.gps_acc_max_m), *st, sc, *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip
 
-        drive(len(ctx.ts), ctx.events, call)
+        drive(len(ctx.idx), ctx.events, call)

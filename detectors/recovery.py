@@ -30,27 +30,26 @@ MOTION_TAU_MS = 5000
 
 @kernel
 def recovery_kernel(  # type: ignore[no-untyped-def]
-    start, lo_slot, hi_slot, slot, ts, hr, motion, quality,
+    start, idx, slot, ts, hr, motion, quality,
     rest_g, active_min_ms, after_ms, hr_tau_ms, gap_ms,
     hs, hs_t, ms_, ms_t, active_since, rest_start, rec, sc,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
     ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
 ):  # fmt: skip
-    n = ts.shape[0]
+    n = idx.shape[0]
     cap = ev_slot.shape[0]
     wh_step = -1  # ewma_weight's caches (scalars, see there), HR and motion
     wh = 0.0
     wm_step = -1
     wm = 0.0
-    for i in range(start, n):
+    for k in range(start, n):
+        i = idx[k]
         s = slot[i]
-        if s < lo_slot or s >= hi_slot:  # another thread's slots
-            continue
         q = quality[i]
         if not q & Q_FRESH:
             continue
         if ev_n[0] + 1 > cap:
-            return i
+            return k
         t = ts[i]
         if q & Q_HR:
             if hs_t[s] < 0 or t - hs_t[s] > gap_ms:
@@ -119,11 +118,11 @@ class RecoveryDetector(Detector):
 
         def call(start: int) -> int:
             return recovery_kernel(  # type: ignore[no-any-return]
-                start, ctx.lo_slot, ctx.hi_slot, ctx.slot, ctx.ts,
+                start, ctx.idx, ctx.slot, ctx.ts,
                 ctx.hr, ctx.motion, ctx.quality,
                 f32(s.rest_motion_g),
                 ms(s.active_min_s), ms(s.recovery_after_s), ms(s.hr_smooth_s), ms(s.gap_s),
                 *st, sc, *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip
 
-        drive(len(ctx.ts), ctx.events, call)
+        drive(len(ctx.idx), ctx.events, call)

@@ -15,24 +15,23 @@ from detectors.policy import Rule, ewma_weight, step_rules
 
 @kernel
 def skin_kernel(  # type: ignore[no-untyped-def]
-    start, lo_slot, hi_slot, slot, ts, skin, quality, tau_ms, warmup_ms, gap_ms,
+    start, idx, slot, ts, skin, quality, tau_ms, warmup_ms, gap_ms,
     first_t, last_t, level, rate, sc, vals,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
     ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
 ):  # fmt: skip
-    n = ts.shape[0]
+    n = idx.shape[0]
     cap = ev_slot.shape[0]
     w_step = -1  # ewma_weight's cache (scalars, see there)
     w = 0.0
-    for i in range(start, n):
+    for k in range(start, n):
+        i = idx[k]
         s = slot[i]
-        if s < lo_slot or s >= hi_slot:  # another thread's slots
-            continue
         q = quality[i]
         if not (q & Q_FRESH and q & Q_SKIN):
             continue
         if ev_n[0] + 1 > cap:
-            return i
+            return k
         t = ts[i]
         v = np.float64(skin[i])
         if last_t[s] < 0 or t - last_t[s] > gap_ms:
@@ -91,10 +90,10 @@ class SkinTempDetector(Detector):
 
         def call(start: int) -> int:
             return skin_kernel(  # type: ignore[no-any-return]
-                start, ctx.lo_slot, ctx.hi_slot, ctx.slot, ctx.ts,
+                start, ctx.idx, ctx.slot, ctx.ts,
                 ctx.skin, ctx.quality, ms(s.skin_tau_s),
                 ms(s.skin_warmup_s), ms(s.gap_s), *st, sc, vals,
                 *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip
 
-        drive(len(ctx.ts), ctx.events, call)
+        drive(len(ctx.idx), ctx.events, call)

@@ -29,23 +29,22 @@ RING = 32
 
 @kernel
 def spo2_kernel(  # type: ignore[no-untyped-def]
-    start, lo_slot, hi_slot, slot, ts, spo2, quality, window_ms, min_samples,
+    start, idx, slot, ts, spo2, quality, window_ms, min_samples,
     ring_v, ring_t, head, w_n, w_sum, avg, sc,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
     ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
 ):  # fmt: skip
-    n = ts.shape[0]
+    n = idx.shape[0]
     cap = ev_slot.shape[0]
     size = ring_v.shape[1]
-    for i in range(start, n):
+    for k in range(start, n):
+        i = idx[k]
         s = slot[i]
-        if s < lo_slot or s >= hi_slot:  # another thread's slots
-            continue
         q = quality[i]
         if not (q & Q_FRESH and q & Q_SPO2):
             continue
         if ev_n[0] + 1 > cap:
-            return i
+            return k
         t = ts[i]
         h = head[s] + 1
         if h == size:
@@ -117,9 +116,9 @@ class SpO2Detector(Detector):
 
         def call(start: int) -> int:
             return spo2_kernel(  # type: ignore[no-any-return]
-                start, ctx.lo_slot, ctx.hi_slot, ctx.slot, ctx.ts,
+                start, ctx.idx, ctx.slot, ctx.ts,
                 ctx.spo2, ctx.quality, ms(s.spo2_avg_s),
                 s.spo2_min_samples, *st, sc, *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip
 
-        drive(len(ctx.ts), ctx.events, call)
+        drive(len(ctx.idx), ctx.events, call)
