@@ -249,9 +249,10 @@ class DetectorSettings(BaseModel):
         default=2,
         ge=1,
         le=64,
-        description="Performance, not safety: a batch of at least `thread_min_samples` "
-        "samples is split by device into this many parts run on as many threads (the "
-        "kernels release the GIL). Results do not depend on it (slots are independent).",
+        description="Performance, not safety: threads that run a batch of at least "
+        "`thread_min_samples` samples, split by device into 4 parts per thread that free "
+        "threads take in turn (the kernels release the GIL). Results do not depend on it "
+        "(slots are independent). 1 on a machine whose cores are busy anyway.",
     )
     thread_min_samples: int = Field(
         default=20_000,
