@@ -360,7 +360,9 @@ class DetectorPipeline:
         Call before serving so the first real batch does not pay the compile cost.
         """
         t0 = time.perf_counter()
-        p = DetectorPipeline(settings or DetectorSettings())
+        base = settings or DetectorSettings()
+        # split even this tiny batch, so the split kernel and the threaded path load too
+        p = DetectorPipeline(base.model_copy(update={"threads": 2, "thread_min_samples": 1}))
         p.set_permits([Geofence("warm-up", 30.0, 121.0, 100.0, ("w-1",), "w-2")])
         from ingest.wire import Sample
 
