@@ -10,6 +10,7 @@ the estimator inverts, the core-temperature RMSE measured here is optimistic.
 from __future__ import annotations
 
 import csv
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ import orjson
 
 from detectors.core_temp import C0, C1, C2
 from detectors.datasets import DAY0_MS, episodes
-from detectors.replay import CSV_HEADER
+from detectors.models import Geofence, WorkerProfile
+from detectors.replay import CSV_HEADER, Telemetry, read_permits, read_workers
+from ingest.wire import RECORD_DTYPE
 
 SITE_LAT, SITE_LON = 30.7395, 121.3442
 M_PER_DEG = 111_195.0
@@ -327,3 +330,21 @@ def _cell(v: float) -> str:
     if v != v:
         return ""
     return repr(float(v)) if v != int(v) else str(int(v))
+
+
+def replay_inputs(f: Fleet) -> tuple[Telemetry, dict[str, WorkerProfile], list[Geofence]]:
+    """What the replay would read from `write`'s files, without the (slow) CSV: the same
+    rows in the same order (time-major), workers and permits parsed by the replay's readers."""
+    n_dev = len(f.ids)
+    rec = np.zeros((f.n_sec, n_dev), dtype=RECORD_DTYPE)
+    rec["dev"] = np.arange(n_dev)[None, :]
+    rec["ts_ms"] = f.ts[:, None]
+    for name in CSV_HEADER[2:-1]:
+        rec[name] = f.cols[name].T
+    flags = f.cols["flags"].T
+    rec["flags"] = np.where(flags < 0, 0, flags)
+    with tempfile.TemporaryDirectory() as tmp:
+        wpath, ppath = Path(tmp) / "w.json", Path(tmp) / "p.json"
+        wpath.write_bytes(orjson.dumps(f.workers))
+        ppath.write_bytes(orjson.dumps(f.permits))
+        return Telemetry(tuple(f.ids), rec[flags >= 0]), read_workers(wpath), read_permits(ppath)

@@ -16,20 +16,20 @@ MINUTE_MS = 60_000
 
 @kernel
 def aggregate_kernel(  # type: ignore[no-untyped-def]
-    start, order, slot, ts, hr, quality, min_samples, cur, total, count,
+    start, idx, slot, ts, hr, quality, min_samples, cur, total, count,
     m_slot, m_end, m_hr, m_count, m_n,
 ):  # fmt: skip
     """Close a slot's minute when its first sample of a later minute arrives."""
-    n = ts.shape[0]
+    n = idx.shape[0]
     cap = m_slot.shape[0]
     for k in range(start, n):
-        i = order[k]
+        i = idx[k]
+        s = slot[i]
         q = quality[i]
         if not q & Q_FRESH:
             continue
         if m_n[0] + 1 > cap:
             return k
-        s = slot[i]
         m = ts[i] // 60000
         if cur[s] != m:
             if cur[s] >= 0:
@@ -67,8 +67,9 @@ class MinuteAggregator(Detector):
 
         def call(start: int) -> int:
             return aggregate_kernel(  # type: ignore[no-any-return]
-                start, ctx.order, ctx.slot, ctx.ts, ctx.hr, ctx.quality,
+                start, ctx.idx, ctx.slot, ctx.ts,
+                ctx.hr, ctx.quality,
                 self.settings.minute_min_samples, *st, mb.slot, mb.end_ts, mb.hr, mb.count, mb.n,
             )  # fmt: skip
 
-        drive(ctx.n, mb, call)
+        drive(len(ctx.idx), mb, call)

@@ -36,12 +36,14 @@ Array = npt.NDArray[Any]
 class BatchContext:
     """One batch as the kernels see it: columns, slot per sample, and the shared outputs.
 
-    ``order`` is the processing order: samples grouped by slot, each slot's in batch order
-    (a device's state then stays in cache while its samples are processed; results do not
-    depend on it, since slots are independent).
+    ``idx`` lists the samples this context covers, in batch order: all of them, or those
+    of one range of slots when the pipeline splits a batch into parts for threads. Each
+    slot sees its own samples in batch order and slots are independent, so the results do
+    not depend on how slots are split or interleaved (the lifecycle sorts the events); batch
+    order keeps the columns streaming from memory instead of being gathered.
     """
 
-    order: npt.NDArray[np.int64]
+    idx: npt.NDArray[np.int64]
     slot: npt.NDArray[np.int32]
     ts: npt.NDArray[np.int64]
     hr: npt.NDArray[np.float32]
@@ -59,32 +61,55 @@ class BatchContext:
 
     @property
     def n(self) -> int:
-        return int(self.ts.shape[0])
+        """Samples this context covers."""
+        return int(self.idx.shape[0])
 
 
 @kernel
-def slot_order(slot: npt.NDArray[np.int32], n_slots: int) -> npt.NDArray[np.int64]:
-    """Sample indexes grouped by slot, stable within a slot (a counting sort)."""
-    start = np.zeros(n_slots + 1, dtype=np.int64)
-    for i in range(slot.shape[0]):
-        start[slot[i] + 1] += 1
-    for s in range(n_slots):
-        start[s + 1] += start[s]
-    out = np.empty(slot.shape[0], dtype=np.int64)
-    for i in range(slot.shape[0]):
-        s = slot[i]
-        out[start[s]] = i
-        start[s] += 1
-    return out
+def split_by_slot(slot, n_parts, part_of, idx, starts):  # type: ignore[no-untyped-def]
+    """Group the samples into ``n_parts`` ranges of slots holding about equal numbers of
+    samples, each part's samples in batch order: part p is ``idx[starts[p]:starts[p + 1]]``.
+
+    ``part_of`` is scratch, one entry per slot, zero on entry; ``idx`` has one entry per
+    sample, ``starts`` ``n_parts + 1``. Slots are split only between (never within), so a
+    part may be empty.
+    """
+    n = slot.shape[0]
+    for i in range(n):
+        part_of[slot[i]] += 1  # first: samples per slot
+    target = (n + n_parts - 1) // n_parts
+    p = 0
+    seen = 0
+    for s in range(part_of.shape[0]):
+        count = part_of[s]
+        part_of[s] = p  # then: the part of each slot
+        seen += count
+        if seen >= target * (p + 1) and p < n_parts - 1:
+            p += 1
+    for q in range(n_parts + 1):
+        starts[q] = 0
+    for i in range(n):
+        starts[part_of[slot[i]] + 1] += 1
+    for q in range(n_parts):
+        starts[q + 1] += starts[q]
+    for i in range(n):  # place, shifting starts[p] up; then shift back
+        q = part_of[slot[i]]
+        idx[starts[q]] = i
+        starts[q] += 1
+    for q in range(n_parts, 0, -1):
+        starts[q] = starts[q - 1]
+    starts[0] = 0
 
 
 def batch_context(
-    *, slot: npt.NDArray[np.int32], n_slots: int, batch: Any, events: EventBuffer,
-    minutes: MinuteBuffer, now_ms: int,
+    *, slot: npt.NDArray[np.int32], batch: Any, events: EventBuffer,
+    minutes: MinuteBuffer, now_ms: int, idx: npt.NDArray[np.int64] | None = None,
+    quality: npt.NDArray[np.uint8] | None = None,
 ) -> BatchContext:  # fmt: skip
-    """A context over a `SampleBatch` whose samples map to ``slot``."""
+    """A context over a `SampleBatch` whose samples map to ``slot``: over the samples ``idx``
+    (default all), writing quality bits to ``quality`` (default a new array)."""
     return BatchContext(
-        order=slot_order(slot, n_slots),
+        idx=np.arange(len(batch), dtype=np.int64) if idx is None else idx,
         slot=slot,
         ts=batch.ts_ms,
         hr=batch.hr,
@@ -95,7 +120,7 @@ def batch_context(
         gps_acc=batch.gps_acc,
         motion=batch.motion,
         flags=batch.flags,
-        quality=np.zeros(len(batch), dtype=np.uint8),
+        quality=np.zeros(len(batch), dtype=np.uint8) if quality is None else quality,
         events=events,
         minutes=minutes,
         now_ms=now_ms,

@@ -27,22 +27,22 @@ from detectors.policy import Rule, step_rules
 
 @kernel
 def man_down_kernel(  # type: ignore[no-untyped-def]
-    start, order, slot, ts, motion, flags, quality,
+    start, idx, slot, ts, motion, flags, quality,
     still_g, gap_ms, fall_still_ms, sos_latch_ms, fall_latch_ms,
     sos_last, fall_start, fall_last, still_since, motion_t, still_s, sc,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
     ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
 ):  # fmt: skip
-    n = ts.shape[0]
+    n = idx.shape[0]
     cap = ev_slot.shape[0]
     for k in range(start, n):
-        i = order[k]
+        i = idx[k]
+        s = slot[i]
         q = quality[i]
         if not q & Q_FRESH:
             continue
         if ev_n[0] + 3 > cap:
             return k
-        s = slot[i]
         t = ts[i]
         f = flags[i]
         if q & Q_MOTION:
@@ -123,9 +123,10 @@ class ManDownDetector(Detector):
 
         def call(start: int) -> int:
             return man_down_kernel(  # type: ignore[no-any-return]
-                start, ctx.order, ctx.slot, ctx.ts, ctx.motion, ctx.flags, ctx.quality,
+                start, ctx.idx, ctx.slot, ctx.ts,
+                ctx.motion, ctx.flags, ctx.quality,
                 f32(s.still_motion_g), ms(s.motion_gap_s), ms(s.fall_still_s), ms(s.sos_latch_s),
                 ms(s.fall_latch_s), *st, sc, *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip
 
-        drive(ctx.n, ctx.events, call)
+        drive(len(ctx.idx), ctx.events, call)

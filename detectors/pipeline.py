@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 import zipfile
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from operator import itemgetter
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 
 from detectors._buffers import EventBuffer, MinuteBuffer
 from detectors.aggregate import MinuteAggregator
 from detectors.alarms import AlarmBook
-from detectors.base import Detector, batch_context
+from detectors.base import BatchContext, Detector, batch_context, split_by_slot
 from detectors.config import DetectorSettings
 from detectors.core_temp import CoreTempDetector
 from detectors.drift import DriftDetector
@@ -34,7 +38,12 @@ from ingest.wire import SampleBatch
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION: Final = 1
+#: 2: the SpO2 window keeps a running sum (``spo2/a.w_n``, ``spo2/a.w_sum``).
+SNAPSHOT_VERSION: Final = 2
+
+#: A batch split for threads has this many parts per thread, taken by whichever thread is
+#: free: on a shared machine a paused thread then delays one small part, not half the batch.
+PARTS_PER_THREAD: Final = 4
 
 #: Run order: quality gates everything; the aggregator feeds the minute-level detectors;
 #: the core-temperature estimate feeds the strain index.
@@ -71,8 +80,9 @@ class DetectorPipeline:
         self.profiles: dict[str, WorkerProfile] = {}
         self.fences: list[Geofence] = []
         self.book = AlarmBook()
-        self._events = EventBuffer()
-        self._minutes = MinuteBuffer()
+        #: Output buffers per part of a batch (one part unless split for threads).
+        self._events = [EventBuffer()]
+        self._minutes = [MinuteBuffer()]
         self.samples_seen = 0
         #: When a list, every level change (device, kind, level, ts, value) is appended to it
         #: before the lifecycle sees it (tests and debugging).
@@ -142,31 +152,98 @@ class DetectorPipeline:
         Samples of one device must come in time order across calls; older or duplicate
         ones are skipped. Returns the alarm events, in time order.
         """
-        remap = np.fromiter((self.slot(d) for d in batch.devices), np.int32, len(batch.devices))
-        ctx = batch_context(
-            slot=remap[batch.dev] if len(batch) else np.empty(0, np.int32),
-            n_slots=self.capacity,
-            batch=batch,
-            events=self._events,
-            minutes=self._minutes,
-            now_ms=int(now_ms),
-        )
-        self._events.clear()
-        self._minutes.clear()
+        slot = self._slots(batch)
+        quality = np.zeros(len(batch), dtype=np.uint8)
+        parts = self._split(slot)
+        while len(self._events) < len(parts):  # output buffers per part, kept across calls
+            self._events.append(EventBuffer())
+            self._minutes.append(MinuteBuffer())
+        contexts = [
+            batch_context(
+                slot=slot, batch=batch, events=self._events[p], minutes=self._minutes[p],
+                now_ms=int(now_ms), idx=idx, quality=quality,
+            )
+            for p, idx in enumerate(parts)
+        ]  # fmt: skip
+        for ctx in contexts:
+            ctx.events.clear()
+            ctx.minutes.clear()
+        if len(contexts) == 1:
+            self._advance(contexts[0])
+        else:
+            self._advance_parallel(contexts)
+        self.presence.tick(contexts[0])
+        self.samples_seen += len(batch)
+        return self._lifecycle([ctx.events for ctx in contexts])
+
+    def _advance_parallel(self, contexts: list[BatchContext]) -> None:
+        """The parts on ``threads`` threads (this one included; the kernels release the GIL).
+
+        Threads take the next part until none is left, so a thread the OS pauses on a busy
+        machine holds up only its current part, not a fixed half of the batch. Which thread
+        runs a part does not matter: each part has its own output buffers.
+        """
+        todo = iter(contexts)
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with lock:
+                    ctx = next(todo, None)
+                if ctx is None:
+                    return
+                self._advance(ctx)
+
+        with ThreadPoolExecutor(self.settings.threads - 1, "detectors") as pool:
+            futures = [pool.submit(work) for _ in range(self.settings.threads - 1)]
+            work()
+            for f in futures:
+                f.result()
+
+    def _advance(self, ctx: BatchContext) -> None:
+        """Every detector, in order, over the samples of one context."""
         for d in self.detectors:
             d.update(ctx)
-        self.presence.tick(ctx)
-        self.samples_seen += len(batch)
-        return self._lifecycle()
+
+    def _slots(self, batch: SampleBatch) -> npt.NDArray[np.int32]:
+        """The slot of every sample (devices seen for the first time get one, in order)."""
+        devices = batch.devices
+        if len(devices) > 1:
+            try:
+                found = itemgetter(*devices)(self._slot)  # known devices: one C call
+            except KeyError:
+                found = [self.slot(d) for d in devices]
+        else:
+            found = [self.slot(d) for d in devices]
+        remap = np.array(found, dtype=np.int32)
+        return np.take(remap, batch.dev) if len(batch) else np.empty(0, np.int32)
+
+    def _split(self, slot: npt.NDArray[np.int32]) -> list[npt.NDArray[np.int64]]:
+        """The samples of each part, in batch order: one part, or `PARTS_PER_THREAD` per
+        thread over ranges of slots holding about equal numbers of samples."""
+        n = slot.shape[0]
+        if self.settings.threads == 1 or n < self.settings.thread_min_samples:
+            return [np.arange(n, dtype=np.int64)]
+        parts = self.settings.threads * PARTS_PER_THREAD
+        idx = np.empty(n, dtype=np.int64)
+        starts = np.empty(parts + 1, dtype=np.int64)
+        split_by_slot(slot, parts, np.zeros(self.capacity, dtype=np.int64), idx, starts)
+        return [idx[starts[p] : starts[p + 1]] for p in range(parts)]
 
     def tick(self, now_ms: int) -> list[AlarmEvent]:
         """Advance the clock only (device-offline checks between batches)."""
         return self.process(SampleBatch.empty(), now_ms)
 
-    def _lifecycle(self) -> list[AlarmEvent]:
-        slot, kind, level, ts, value = self._events.rows()
-        if not len(slot):
+    def _lifecycle(self, buffers: list[EventBuffer]) -> list[AlarmEvent]:
+        rows = [b.rows() for b in buffers if int(b.n[0])]
+        if not rows:
             return []
+        slot, kind, level, ts, value = (
+            np.concatenate(cols) if len(rows) > 1 else cols[0] for cols in zip(*rows, strict=True)
+        )
+        # Time order; ties (same time) by kind, then slot. A slot is in one part only and
+        # its events keep their emission order (stable sort), so the order does not depend
+        # on how the batch was split.
         order = np.lexsort((slot, kind, ts))
         out: list[AlarmEvent] = []
         for i in order.tolist():
@@ -283,7 +360,9 @@ class DetectorPipeline:
         Call before serving so the first real batch does not pay the compile cost.
         """
         t0 = time.perf_counter()
-        p = DetectorPipeline(settings or DetectorSettings())
+        base = settings or DetectorSettings()
+        # split even this tiny batch, so the split kernel and the threaded path load too
+        p = DetectorPipeline(base.model_copy(update={"threads": 2, "thread_min_samples": 1}))
         p.set_permits([Geofence("warm-up", 30.0, 121.0, 100.0, ("w-1",), "w-2")])
         from ingest.wire import Sample
 

@@ -43,13 +43,16 @@ def compare(score: float, limit: float, op: int) -> bool:
 
 
 @helper
-def ewma_weight(step, tau, cache):  # type: ignore[no-untyped-def]
-    """``1 − exp(−step/tau)``, remembered for the last ``step`` in ``cache`` ([step, w]):
-    regular sampling then costs one ``exp`` per kernel call, not one per sample."""
-    if step != cache[0]:
-        cache[0] = step
-        cache[1] = 1.0 - math.exp(-step / tau)
-    return cache[1]
+def ewma_weight(step, tau, last_step, last_w):  # type: ignore[no-untyped-def]
+    """``(1 − exp(−step/tau), step)``, reusing ``last_w`` when ``step == last_step``.
+
+    Kernels keep ``(last_step, last_w)`` in two local scalars (start ``(-1, 0.0)``), so regular
+    sampling costs one ``exp`` per kernel call, not one per sample. Scalars, not a cache
+    array: an array passed to an inlined helper costs Numba reference-count updates per call.
+    """
+    if step == last_step:
+        return last_w, last_step
+    return 1.0 - math.exp(-step / tau), step
 
 
 @helper
@@ -75,8 +78,11 @@ def step_rules(  # type: ignore[no-untyped-def]
 
     ``sc`` holds one decision score per rule, ``vals`` the value each rule reports in its
     events. Emits at most one event per kind (its new level); returns how many it emitted.
+    A kind's level is a function of its rules' active flags, so the per-kind pass runs only
+    when a flag flipped (``lvl`` is only written here, so it always equals that function).
     """
     n_rules = sc.shape[0]
+    changed = False
     for r in range(n_rules):
         s = sc[r]
         if s != s:  # NaN: no decision
@@ -89,10 +95,12 @@ def step_rules(  # type: ignore[no-untyped-def]
                     active[slot, r] = 1
                     since[slot, r] = -1
                     csince[slot, r] = -1
-            else:
+                    changed = True
+            elif since[slot, r] >= 0:
                 since[slot, r] = -1
         elif compare(s, off[slot, r], r_op[r]):
-            csince[slot, r] = -1
+            if csince[slot, r] >= 0:
+                csince[slot, r] = -1
         else:
             if csince[slot, r] < 0:
                 csince[slot, r] = ts
@@ -100,37 +108,39 @@ def step_rules(  # type: ignore[no-untyped-def]
                 active[slot, r] = 0
                 since[slot, r] = -1
                 csince[slot, r] = -1
+                changed = True
     emitted = 0
-    for k in range(kind_codes.shape[0]):
-        new = 0
-        value = np.nan
-        first = np.nan
-        for r in range(n_rules):
-            if r_kind[r] != k:
-                continue
-            if first != first:
-                first = vals[r]
-            if active[slot, r] != 0 and r_sev[r] > new:
-                new = r_sev[r]
-                value = vals[r]
-        if new != lvl[slot, k]:
-            if new == 0:
-                value = first
-            emit(
-                ev_slot,
-                ev_kind,
-                ev_level,
-                ev_ts,
-                ev_value,
-                ev_n,
-                slot,
-                kind_codes[k],
-                new,
-                ts,
-                value,
-            )
-            lvl[slot, k] = new
-            emitted += 1
+    if changed:  # levels derive from the active flags only: else nothing can have changed
+        for k in range(kind_codes.shape[0]):
+            new = 0
+            value = np.nan
+            first = np.nan
+            for r in range(n_rules):
+                if r_kind[r] != k:
+                    continue
+                if first != first:
+                    first = vals[r]
+                if active[slot, r] != 0 and r_sev[r] > new:
+                    new = r_sev[r]
+                    value = vals[r]
+            if new != lvl[slot, k]:
+                if new == 0:
+                    value = first
+                emit(
+                    ev_slot,
+                    ev_kind,
+                    ev_level,
+                    ev_ts,
+                    ev_value,
+                    ev_n,
+                    slot,
+                    kind_codes[k],
+                    new,
+                    ts,
+                    value,
+                )
+                lvl[slot, k] = new
+                emitted += 1
     return emitted
 
 

@@ -75,21 +75,21 @@ def offline_crossings(  # type: ignore[no-untyped-def]
 
 @kernel
 def presence_kernel(  # type: ignore[no-untyped-def]
-    start, order, slot, ts, lat, lon, gps_acc, quality, warn_ms, crit_ms,
+    start, idx, slot, ts, lat, lon, gps_acc, quality, warn_ms, crit_ms,
     monitored, role, f_lat, f_lon, f_r, last_seen, off_lvl, outside, sc,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
     ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
 ):  # fmt: skip
-    n = ts.shape[0]
+    n = idx.shape[0]
     cap = ev_slot.shape[0]
     for k in range(start, n):
-        i = order[k]
+        i = idx[k]
+        s = slot[i]
         q = quality[i]
         if not q & Q_FRESH:
             continue
         if ev_n[0] + 5 > cap:
             return k
-        s = slot[i]
         t = ts[i]
         if monitored[s]:
             offline_crossings(
@@ -211,12 +211,13 @@ class PresenceDetector(Detector):
 
         def call(start: int) -> int:
             return presence_kernel(  # type: ignore[no-any-return]
-                start, ctx.order, ctx.slot, ctx.ts, ctx.lat, ctx.lon, ctx.gps_acc, ctx.quality,
+                start, ctx.idx, ctx.slot, ctx.ts,
+                ctx.lat, ctx.lon, ctx.gps_acc, ctx.quality,
                 ms(s.offline_warning_s), ms(s.offline_critical_s), *st, sc,
                 *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip
 
-        drive(ctx.n, ctx.events, call)
+        drive(len(ctx.idx), ctx.events, call)
 
     def tick(self, ctx: BatchContext) -> None:
         """Raise device_offline for monitored devices silent up to ``ctx.now_ms``."""

@@ -32,54 +32,51 @@ from detectors.policy import Rule, ewma_weight, step_rules
 
 #: Channel order of the per-channel arrays: HR, SpO2, skin temperature.
 N_CH = 3
+#: The quality bit of each channel, in that order.
+CHANNEL_BIT = (Q_HR, Q_SPO2, Q_SKIN)
 
 
 @helper
-def channel_test(  # type: ignore[no-untyped-def]
-    v, t, c, s, lo_, hi_, roc_, flat_, gap_ms, tau_ms, last_v, last_t, flat_t, frac, wc
-):
-    """Test one present value of channel ``c``; update its state; return True when good."""
-    lo = lo_[c]
-    hi = hi_[c]
-    roc = roc_[c]
-    flat_ms = flat_[c]
+def channel_test(v, t, lo, hi, roc, flat_ms, gap_ms, last_v, last_t, flat_t):  # type: ignore[no-untyped-def]
+    """Test one present value of a channel against its state (last value and time, start of
+    the current flat run). Returns (bad, new flat-run start, step for the bad-fraction EWMA).
+
+    Scalars in and out: the kernel loads and stores the state, so no array passes through
+    this inlined helper (an array argument costs reference-count updates on every call).
+    """
     bad = v < lo or v > hi
-    prev_t = last_t[s, c]
-    if prev_t >= 0 and t - prev_t <= gap_ms:
-        dt = (t - prev_t) / 1000.0
-        if dt > 0 and abs(v - last_v[s, c]) / dt > roc:
+    step = t - last_t
+    if last_t >= 0 and step <= gap_ms:
+        if step == 1000:  # 1 Hz: x / 1.0 is x exactly, so skip the division
+            if abs(v - last_v) > roc:
+                bad = True
+        elif step > 0 and abs(v - last_v) / (step / 1000.0) > roc:
             bad = True
-        if v != last_v[s, c]:
-            flat_t[s, c] = t
-        elif t - flat_t[s, c] >= flat_ms:
+        if v != last_v:
+            flat_t = t  # a new value starts a new flat run: O(1) per sample
+        elif t - flat_t >= flat_ms:
             bad = True
-        step = t - prev_t
-    else:
-        flat_t[s, c] = t
-        step = 1000
-    w = ewma_weight(step, tau_ms, wc)
-    frac[s, c] += w * ((1.0 if bad else 0.0) - frac[s, c])
-    last_v[s, c] = v
-    last_t[s, c] = t
-    return not bad
+        return bad, flat_t, step
+    return bad, t, 1000  # first value, or after a gap: the tests restart
 
 
 @kernel
 def quality_kernel(  # type: ignore[no-untyped-def]
-    start, order, slot, ts, hr, spo2, skin, lat, lon, gps_acc, motion, quality,
+    start, idx, slot, ts, hr, spo2, skin, lat, lon, gps_acc, motion, quality,
     lo, hi, roc, flat_ms, gap_ms, tau_ms, gps_max,
     last_ts, last_v, last_t, flat_t, frac, fault, sc,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
     ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
 ):  # fmt: skip
-    n = ts.shape[0]
+    n = idx.shape[0]
     cap = ev_slot.shape[0]
-    wc = np.array([-1.0, 0.0])
+    w_step = -1  # ewma_weight's cache (scalars, see there)
+    w = 0.0
     for k in range(start, n):
-        i = order[k]
+        i = idx[k]
+        s = slot[i]
         if ev_n[0] + 1 > cap:
             return k
-        s = slot[i]
         t = ts[i]
         if last_ts[s] >= 0 and t <= last_ts[s]:
             quality[i] = 0  # late or duplicate: stored, but not fed to the detectors
@@ -89,18 +86,20 @@ def quality_kernel(  # type: ignore[no-untyped-def]
         v0 = np.float64(hr[i])
         v1 = np.float64(spo2[i])
         v2 = np.float64(skin[i])
-        if v0 == v0 and channel_test(
-            v0, t, 0, s, lo, hi, roc, flat_ms, gap_ms, tau_ms, last_v, last_t, flat_t, frac, wc
-        ):
-            q |= Q_HR
-        if v1 == v1 and channel_test(
-            v1, t, 1, s, lo, hi, roc, flat_ms, gap_ms, tau_ms, last_v, last_t, flat_t, frac, wc
-        ):
-            q |= Q_SPO2
-        if v2 == v2 and channel_test(
-            v2, t, 2, s, lo, hi, roc, flat_ms, gap_ms, tau_ms, last_v, last_t, flat_t, frac, wc
-        ):
-            q |= Q_SKIN
+        for c in range(N_CH):
+            v = v0 if c == 0 else (v1 if c == 1 else v2)
+            if v != v:
+                continue
+            bad, flat_t[s, c], step = channel_test(
+                v, t, lo[c], hi[c], roc[c], flat_ms[c], gap_ms, last_v[s, c], last_t[s, c],
+                flat_t[s, c],
+            )  # fmt: skip
+            w, w_step = ewma_weight(step, tau_ms, w_step, w)
+            frac[s, c] += w * ((1.0 if bad else 0.0) - frac[s, c])
+            last_v[s, c] = v
+            last_t[s, c] = t
+            if not bad:
+                q |= CHANNEL_BIT[c]
         any_present = v0 == v0 or v1 == v1 or v2 == v2
         la = lat[i]
         lo_ = lon[i]
@@ -142,7 +141,6 @@ class QualityDetector(Detector):
         self._hi = np.array([f32(v) for v in (s.hr_max_bpm, s.spo2_max_pct, s.skin_max_c)])
         self._roc = np.array([s.hr_roc_bpm_s, s.spo2_roc_pct_s, s.skin_roc_c_s])
         self._flat = np.array([ms(s.hr_flat_s), ms(s.spo2_flat_s), ms(s.skin_flat_s)])
-        self._sc = np.zeros(1)
 
     def make_rules(self, s: DetectorSettings) -> tuple[Rule, ...]:
         return (
@@ -156,13 +154,15 @@ class QualityDetector(Detector):
     def update(self, ctx: BatchContext) -> None:
         s = self.settings
         st = self.a("last_ts", "last_v", "last_t", "flat_t", "frac", "fault")
+        sc = np.zeros(1)  # per call: calls for different slot ranges may run concurrently
 
         def call(start: int) -> int:
             return quality_kernel(  # type: ignore[no-any-return]
-                start, ctx.order, ctx.slot, ctx.ts, ctx.hr, ctx.spo2, ctx.skin, ctx.lat, ctx.lon,
+                start, ctx.idx, ctx.slot, ctx.ts,
+                ctx.hr, ctx.spo2, ctx.skin, ctx.lat, ctx.lon,
                 ctx.gps_acc, ctx.motion, ctx.quality,
                 self._lo, self._hi, self._roc, self._flat, ms(s.gap_s), ms(s.fault_tau_s),
-                f32(s.gps_acc_max_m), *st, self._sc, *self.rules.args(), *self.ev(ctx),
+                f32(s.gps_acc_max_m), *st, sc, *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip
 
-        drive(ctx.n, ctx.events, call)
+        drive(len(ctx.idx), ctx.events, call)

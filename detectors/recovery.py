@@ -30,31 +30,33 @@ MOTION_TAU_MS = 5000
 
 @kernel
 def recovery_kernel(  # type: ignore[no-untyped-def]
-    start, order, slot, ts, hr, motion, quality,
+    start, idx, slot, ts, hr, motion, quality,
     rest_g, active_min_ms, after_ms, hr_tau_ms, gap_ms,
     hs, hs_t, ms_, ms_t, active_since, rest_start, rec, sc,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
     ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
 ):  # fmt: skip
-    n = ts.shape[0]
+    n = idx.shape[0]
     cap = ev_slot.shape[0]
-    wh = np.array([-1.0, 0.0])
-    wm = np.array([-1.0, 0.0])
+    wh_step = -1  # ewma_weight's caches (scalars, see there), HR and motion
+    wh = 0.0
+    wm_step = -1
+    wm = 0.0
     for k in range(start, n):
-        i = order[k]
+        i = idx[k]
+        s = slot[i]
         q = quality[i]
         if not q & Q_FRESH:
             continue
         if ev_n[0] + 1 > cap:
             return k
-        s = slot[i]
         t = ts[i]
         if q & Q_HR:
             if hs_t[s] < 0 or t - hs_t[s] > gap_ms:
                 hs[s] = hr[i]
             else:
-                w = ewma_weight(t - hs_t[s], hr_tau_ms, wh)
-                hs[s] += w * (hr[i] - hs[s])
+                wh, wh_step = ewma_weight(t - hs_t[s], hr_tau_ms, wh_step, wh)
+                hs[s] += wh * (hr[i] - hs[s])
             hs_t[s] = t
         if q & Q_MOTION:
             if ms_t[s] < 0 or t - ms_t[s] > gap_ms:
@@ -62,8 +64,8 @@ def recovery_kernel(  # type: ignore[no-untyped-def]
                 active_since[s] = -1
                 rest_start[s] = -1
             else:
-                w = ewma_weight(t - ms_t[s], MOTION_TAU_MS, wm)
-                ms_[s] += w * (motion[i] - ms_[s])
+                wm, wm_step = ewma_weight(t - ms_t[s], MOTION_TAU_MS, wm_step, wm)
+                ms_[s] += wm * (motion[i] - ms_[s])
             ms_t[s] = t
             if ms_[s] >= rest_g:
                 if active_since[s] < 0:
@@ -116,10 +118,11 @@ class RecoveryDetector(Detector):
 
         def call(start: int) -> int:
             return recovery_kernel(  # type: ignore[no-any-return]
-                start, ctx.order, ctx.slot, ctx.ts, ctx.hr, ctx.motion, ctx.quality,
+                start, ctx.idx, ctx.slot, ctx.ts,
+                ctx.hr, ctx.motion, ctx.quality,
                 f32(s.rest_motion_g),
                 ms(s.active_min_s), ms(s.recovery_after_s), ms(s.hr_smooth_s), ms(s.gap_s),
                 *st, sc, *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip
 
-        drive(ctx.n, ctx.events, call)
+        drive(len(ctx.idx), ctx.events, call)

@@ -15,22 +15,23 @@ from detectors.policy import Rule, ewma_weight, step_rules
 
 @kernel
 def skin_kernel(  # type: ignore[no-untyped-def]
-    start, order, slot, ts, skin, quality, tau_ms, warmup_ms, gap_ms,
+    start, idx, slot, ts, skin, quality, tau_ms, warmup_ms, gap_ms,
     first_t, last_t, level, rate, sc, vals,
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
     ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
 ):  # fmt: skip
-    n = ts.shape[0]
+    n = idx.shape[0]
     cap = ev_slot.shape[0]
-    wc = np.array([-1.0, 0.0])
+    w_step = -1  # ewma_weight's cache (scalars, see there)
+    w = 0.0
     for k in range(start, n):
-        i = order[k]
+        i = idx[k]
+        s = slot[i]
         q = quality[i]
         if not (q & Q_FRESH and q & Q_SKIN):
             continue
         if ev_n[0] + 1 > cap:
             return k
-        s = slot[i]
         t = ts[i]
         v = np.float64(skin[i])
         if last_t[s] < 0 or t - last_t[s] > gap_ms:
@@ -40,7 +41,7 @@ def skin_kernel(  # type: ignore[no-untyped-def]
             rate[s] = 0.0
         else:
             dt = t - last_t[s]
-            w = ewma_weight(dt, tau_ms, wc)
+            w, w_step = ewma_weight(dt, tau_ms, w_step, w)
             new = level[s] + w * (v - level[s])
             inst = (new - level[s]) / (dt / 60000.0)  # °C per minute
             rate[s] += w * (inst - rate[s])
@@ -89,9 +90,10 @@ class SkinTempDetector(Detector):
 
         def call(start: int) -> int:
             return skin_kernel(  # type: ignore[no-any-return]
-                start, ctx.order, ctx.slot, ctx.ts, ctx.skin, ctx.quality, ms(s.skin_tau_s),
+                start, ctx.idx, ctx.slot, ctx.ts,
+                ctx.skin, ctx.quality, ms(s.skin_tau_s),
                 ms(s.skin_warmup_s), ms(s.gap_s), *st, sc, vals,
                 *self.rules.args(), *self.ev(ctx),
             )  # fmt: skip
 
-        drive(ctx.n, ctx.events, call)
+        drive(len(ctx.idx), ctx.events, call)

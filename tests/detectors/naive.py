@@ -229,9 +229,9 @@ def sustained(hr: np.ndarray, minute: np.ndarray, limit: float, hyst: float) -> 
     return out
 
 
-def cusum(hr: np.ndarray, warmup: int, k: float, floor: float, rho_max: float) -> np.ndarray:
+def cusum(hr: np.ndarray, warmup: int, k: float, floor: float, rho: float) -> np.ndarray:
     """Upper CUSUM per minute record; NaN during warm-up or for missing minutes. σ is the
-    warm-up's (floored) σ inflated by the lag-1 autocorrelation: σ·√((1+ρ)/(1−ρ))."""
+    warm-up's (floored) σ inflated to the long-run σ of AR(1) means: σ·√((1+ρ)/(1−ρ))."""
     out = np.full(len(hr), np.nan)
     base: list[float] = []
     acc = 0.0
@@ -243,16 +243,6 @@ def cusum(hr: np.ndarray, warmup: int, k: float, floor: float, rho_max: float) -
             base.append(float(h))
             if len(base) == warmup:
                 sd = max(float(np.std(base, ddof=1)), floor)
-                a, b = base[1:], base[:-1]
-                n = len(a)
-                sa, sb = sum(a), sum(b)
-                den = (n * sum(x * x for x in a) - sa * sa) * (n * sum(x * x for x in b) - sb * sb)
-                rho = 0.0
-                if n >= 3 and den > 0:
-                    rho = (n * sum(x * y for x, y in zip(a, b, strict=True)) - sa * sb) / math.sqrt(
-                        den
-                    )
-                rho = min(max(rho, 0.0), rho_max)
                 sigma = sd * math.sqrt((1 + rho) / (1 - rho))
             continue
         acc = max(0.0, acc + (h - float(np.mean(base))) / sigma - k)

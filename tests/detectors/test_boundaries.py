@@ -31,7 +31,6 @@ def quality_bits(x: Series) -> np.ndarray:
     det.grow(1)
     ctx = batch_context(
         slot=np.zeros(len(b), np.int32),
-        n_slots=1,
         batch=b,
         events=EventBuffer(4),
         minutes=MinuteBuffer(4),
@@ -169,7 +168,6 @@ def _strain_levels(psi_target: float) -> list[int]:
     mb.n[0] = 1
     ctx = batch_context(
         slot=np.empty(0, np.int32),
-        n_slots=1,
         batch=SampleBatch.empty(),
         events=EventBuffer(4),
         minutes=mb,
@@ -198,7 +196,6 @@ def _drift_levels(x: float) -> list[int]:
     mb.slot[0], mb.end_ts[0], mb.hr[0], mb.n[0] = 0, T0, x, 1
     ctx = batch_context(
         slot=np.empty(0, np.int32),
-        n_slots=1,
         batch=SampleBatch.empty(),
         events=EventBuffer(4),
         minutes=mb,

@@ -36,7 +36,6 @@ class Stack:
         b = to_batch(x)
         ctx = batch_context(
             slot=np.full(len(b), slot, np.int32),
-            n_slots=self.det.capacity,
             batch=b,
             events=EventBuffer(2),
             minutes=MinuteBuffer(2),

@@ -80,7 +80,6 @@ def check_quality_bits(x: naive.Series) -> None:
     det.grow(1)
     ctx = batch_context(
         slot=np.zeros(len(b), np.int32),
-        n_slots=1,
         batch=b,
         events=EventBuffer(4),
         minutes=MinuteBuffer(4),
@@ -93,9 +92,12 @@ def check_quality_bits(x: naive.Series) -> None:
 def check_spo2(x: naive.Series) -> None:
     q, _ = naive.quality(x, S)
     avg = naive.spo2_avg(x, q, S)
-    _, log, _ = run(x, S, cuts=[len(x.ts) // 2])
+    p, log, _ = run(x, S, cuts=[len(x.ts) // 2])
     exp = expected(SpO2Detector, x.ts, np.stack([avg, avg], 1))
     assert of_kind(log, AlarmKind.SPO2_LOW) == exp[AlarmKind.SPO2_LOW]
+    good = np.flatnonzero((q & naive.Q_FRESH > 0) & (q & naive.Q_SPO2 > 0))
+    if len(good):  # the running window sum is exact: bit-identical to a fresh mean
+        np.testing.assert_array_equal(p.scores(DEVICE)["spo2.avg"], avg[good[-1]])
 
 
 def check_skin(x: naive.Series) -> None:
@@ -161,7 +163,7 @@ def check_minute_level(x: naive.Series) -> None:
     exp = expected(SustainedHeartRateDetector, end, count[:, None])
     assert of_kind(log, AlarmKind.HR_SUSTAINED_HIGH) == exp[AlarmKind.HR_SUSTAINED_HIGH]
     cs = naive.cusum(
-        hr, S.drift_warmup_minutes, S.drift_k_sigma, S.drift_sigma_floor_bpm, S.drift_rho_max
+        hr, S.drift_warmup_minutes, S.drift_k_sigma, S.drift_sigma_floor_bpm, S.drift_rho
     )
     exp = expected(DriftDetector, end, cs[:, None])
     assert of_kind(log, AlarmKind.HR_DRIFT) == exp[AlarmKind.HR_DRIFT]

@@ -10,7 +10,7 @@ import pytest
 from detectors.config import DetectorSettings
 from detectors.errors import SnapshotError
 from detectors.models import Geofence, WorkerProfile
-from detectors.pipeline import DetectorPipeline
+from detectors.pipeline import SNAPSHOT_VERSION, DetectorPipeline
 from detectors.repository import load_snapshot, restore_pipeline, save_snapshot
 from tests.detectors.conftest import DEVICE, run
 from tests.detectors.naive import Series
@@ -80,7 +80,7 @@ async def test_snapshot_repository_round_trip_real_database(database_url: str) -
         loaded = await load_snapshot(conn=conn, shard="site-a:0")
         assert loaded is not None
         assert loaded.data == saved.data
-        assert (loaded.devices, loaded.samples, loaded.version) == (1, len(x.ts), 1)
+        assert (loaded.devices, loaded.samples, loaded.version) == (1, len(x.ts), SNAPSHOT_VERSION)
         assert again.saved_at >= saved.saved_at
         fresh = DetectorPipeline(S)
         assert await restore_pipeline(conn=conn, shard="site-a:0", pipeline=fresh)
