@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 from fastapi import WebSocket
 from starlette.websockets import WebSocketState
 
@@ -71,8 +72,10 @@ class LiveHub:
     def __init__(self, *, queue_size: int = 1000, history: int = 10_000) -> None:
         self._queue_size = queue_size
         self._latest: dict[str, dict[str, Any]] = {}
+        self._encoded: dict[str, bytes] = {}  # JSON of a latest row, encoded once for all clients
         self._version: dict[str, int] = {}
         self._site: dict[str, str] = {}
+        self._by_site: dict[str, set[str]] = {}  # site → its devices (a client reads only its own)
         self._permits: dict[str, tuple[str, ...]] = {}
         self._events: deque[tuple[int, dict[str, Any]]] = deque(maxlen=history)
         self._cursor = 0
@@ -86,7 +89,8 @@ class LiveHub:
         if not len(batch):
             return
         if sites:
-            self._site.update(sites)
+            for device, site in sites.items():
+                self._set_site(device, site)
         order = np.lexsort((batch.seq, batch.ts_ms))
         last = {int(batch.dev[i]): int(i) for i in order.tolist()}  # newest per device wins
         columns = {m: getattr(batch, m) for m in MEASUREMENTS}
@@ -101,6 +105,7 @@ class LiveHub:
                 v = float(col[i])
                 row[m] = None if math.isnan(v) else round(v, 6)
             self._latest[device] = row
+            self._encoded.pop(device, None)
             self._version[device] = self._version.get(device, 0) + 1
 
     def latest(self) -> dict[str, dict[str, Any]]:
@@ -120,8 +125,17 @@ class LiveHub:
     ) -> None:
         """Where a device belongs (its site and the permits it is on), for filtering."""
         if site is not None:
-            self._site[device] = site
+            self._set_site(device, site)
         self._permits[device] = tuple(permits)
+
+    def _set_site(self, device: str, site: str) -> None:
+        old = self._site.get(device)
+        if old == site:
+            return
+        if old is not None:
+            self._by_site.get(old, set()).discard(device)
+        self._site[device] = site
+        self._by_site.setdefault(site, set()).add(device)
 
     def publish_event(self, event: dict[str, Any]) -> int:
         """Send an alarm, action or permit change to every interested client; returns its cursor."""
@@ -166,14 +180,51 @@ class LiveHub:
     def telemetry_for(self, client: _Client) -> list[dict[str, Any]]:
         """Newest samples changed since this client's last frame, within its subscription."""
         out = []
-        for device, version in self._version.items():
-            if client.sent_version.get(device) == version:
+        for device in self._candidates(client):
+            version = self._version.get(device)
+            if version is None or client.sent_version.get(device) == version:
                 continue
             if not self._device_wanted(client, device):
                 continue
             client.sent_version[device] = version
             out.append(self._latest[device])
         return out
+
+    def telemetry_frame(self, client: _Client, ts_ms: int) -> str | None:
+        """The client's next ``telemetry`` message as JSON text (None: nothing changed). Each
+        sample is encoded once however many clients it goes to."""
+        parts = []
+        for device in self._candidates(client):
+            version = self._version.get(device)
+            if version is None or client.sent_version.get(device) == version:
+                continue
+            if not self._device_wanted(client, device):
+                continue
+            client.sent_version[device] = version
+            encoded = self._encoded.get(device)
+            if encoded is None:
+                encoded = self._encoded[device] = orjson.dumps(self._latest[device])
+            parts.append(encoded)
+        if not parts:
+            return None
+        head = b'{"type":"telemetry","ts_ms":%d,"samples":[' % ts_ms
+        return (head + b",".join(parts) + b"]}").decode()
+
+    def _candidates(self, client: _Client) -> Iterable[str]:
+        """The devices a client may want: named ones, its sites' devices, or all (so a client
+        of one site never walks the whole fleet each tick)."""
+        if client.sub.devices:
+            return client.sub.devices
+        sites: Iterable[str] | None = None
+        if client.sub.sites:
+            sites = client.sub.sites
+            if client.allowed_sites is not None:
+                sites = client.sub.sites & client.allowed_sites
+        elif client.allowed_sites is not None:
+            sites = client.allowed_sites
+        if sites is None:
+            return list(self._version)
+        return [d for site in sites for d in self._by_site.get(site, ())]
 
     @property
     def cursor(self) -> int:
@@ -283,10 +334,8 @@ async def serve_live(
         async def telemetry() -> None:
             while True:
                 await asyncio.sleep(1.0 / client.sub.rate_hz)
-                samples = hub.telemetry_for(client)
-                if samples:
-                    await _ws.send(
-                        ws, {"type": "telemetry", "ts_ms": _ws.now_ms(), "samples": samples}
-                    )
+                frame = hub.telemetry_frame(client, _ws.now_ms())
+                if frame is not None:
+                    await ws.send_text(frame)
 
         await _ws.first_to_finish(receive(), events(), telemetry(), beat.run(ws))

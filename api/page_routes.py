@@ -118,7 +118,8 @@ async def heatmap(
         conn.cursor(row_factory=dict_row) as cur,
     ):
         await cur.execute(
-            _HEAT_CELLS, {"cell": cell_m, "m": M_PER_DEG, "site": site_id, "start": start, "end": end}
+            _HEAT_CELLS,
+            {"cell": cell_m, "m": M_PER_DEG, "site": site_id, "start": start, "end": end},
         )
         cells = [_cell(r) for r in await cur.fetchall()]
         await cur.execute(_WORK_POINTS, (site_id, end, start))
@@ -219,4 +220,3 @@ SELECT p.permit_id, p.number, p.site_id, p.type, p.level, p.state, p.title, p.wa
         OR %(site_wide)s)
  ORDER BY p.planned_end
 """
-

@@ -45,7 +45,8 @@ class Stack:
 @pytest.fixture
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
     """The service on a real port, the demo site seeded, its wearables publishing at 1 Hz."""
-    assert settings.database.url and settings.mqtt.url
+    assert settings.database.url
+    assert settings.mqtt.url
     settings.enforcement.command_retry_s = 2.0
     site = seed(settings.database.url, settings.auth)
     fleet = Fleet(mqtt_url=settings.mqtt.url, topic_root=settings.mqtt.topic_root, site=site)

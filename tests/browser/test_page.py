@@ -99,7 +99,9 @@ async def test_sos_appears_as_alarm_and_acknowledge_from_page_is_recorded(
     alarm_id = int(await alarm.get_attribute("data-alarm-id") or 0)
     await alarm.locator("button.ack").click()
     await expect(alarm.locator(".acked-by")).to_contain_text("cr.wang")
-    row = db_row(stack, "SELECT acked_by, acked_at IS NOT NULL FROM alarms WHERE alarm_id = %s", alarm_id)
+    row = db_row(
+        stack, "SELECT acked_by, acked_at IS NOT NULL FROM alarms WHERE alarm_id = %s", alarm_id
+    )
     assert row == ("cr.wang", True)
     if KEEP_SCREENSHOTS:
         await asyncio.sleep(3)  # a few more seconds of trail and sparkline

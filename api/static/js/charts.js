@@ -41,7 +41,7 @@ export function historyChart({ title, series, bands, startMs, endMs, unit, digit
   const w = 960;
   const h = 200;
   const left = 48;
-  const right = 12;
+  const right = 24;
   const top = 22;
   const bottom = 26;
   const values = series.flatMap((sr) => sr.points.map(([, v]) => v)).filter((v) => v !== null);
@@ -93,7 +93,9 @@ export function historyChart({ title, series, bands, startMs, endMs, unit, digit
       prev = ms;
     }
     if (cur.length) segments.push(cur);
-    return s("g", { class: `series ${sr.cls}` }, segments.map((seg) => s("polyline", { points: seg.join(" ") })));
+    // A lone bucket (or a short run) shows as dots: a one-point polyline draws nothing.
+    const dots = sr.points.length <= 90 ? sr.points.filter(([, v]) => v !== null).map(([ms, v]) => s("circle", { cx: x(ms), cy: y(v), r: 2.5 })) : [];
+    return s("g", { class: `series ${sr.cls}` }, [...segments.map((seg) => s("polyline", { points: seg.join(" ") })), ...dots]);
   });
   const legend = series.map((sr, i) =>
     s("g", { class: `legend ${sr.cls}`, transform: `translate(${left + 8 + i * 150},14)` }, [

@@ -5,7 +5,7 @@ import { Stream, get, post } from "./api.js";
 import { sparkline } from "./charts.js";
 import { debounce, h, mount, throttleFrame } from "./dom.js";
 import { ago, dateTime, duration, num, time } from "./fmt.js";
-import { actionLabel, kindLabel, lang, permitStateLabel, permitTypeLabel, severityLabel, t } from "./i18n.js";
+import { actionLabel, commandStateLabel, kindLabel, lang, permitStateLabel, permitTypeLabel, severityLabel, t } from "./i18n.js";
 import { SitePlan } from "./plan.js";
 
 const OFFLINE_MS = 30_000;
@@ -211,13 +211,17 @@ export class ControlRoom {
     mount(
       this.root,
       this.el.evac,
+      h("section", { class: "kpi-strip", "aria-label": t("kpis") }, this.el.kpis),
       h("div", { class: "control-grid" }, [
-        h("section", { class: "card plan-card" }, [h("h2", {}, [t("plan"), " · ", this.site.name]), this.el.plan, this.el.legend]),
-        card("kpi-card", t("kpis"), this.el.kpis),
-        h("section", { class: "card alarm-card" }, [h("h2", {}, [t("alarms"), " ", this.el.alarmCount]), this.el.alarms]),
-        card("worker-card", t("workers"), this.el.panel, h("div", { class: "scroll" }, this.el.workers)),
-        card("board-card", t("permit_board"), h("div", { class: "scroll" }, this.el.board)),
-        card("feed-card", t("activity"), this.el.feed),
+        h("div", { class: "col col-main" }, [
+          h("section", { class: "card plan-card" }, [h("h2", {}, [t("plan"), " · ", this.site.name]), this.el.plan, this.el.legend]),
+          card("board-card", t("permit_board"), h("div", { class: "scroll" }, this.el.board)),
+        ]),
+        h("div", { class: "col col-side" }, [
+          h("section", { class: "card alarm-card" }, [h("h2", {}, [t("alarms"), " ", this.el.alarmCount]), this.el.alarms]),
+          card("worker-card", t("workers"), this.el.panel, h("div", { class: "scroll" }, this.el.workers)),
+        ]),
+        h("div", { class: "col col-extra" }, [card("feed-card", t("activity"), this.el.feed)]),
       ]),
     );
     mount(this.el.legend, ...["ok", "warning", "critical", "unfit", "offline"].map((st) =>
@@ -316,7 +320,7 @@ export class ControlRoom {
   _renderAlarms() {
     const list = this._sortedAlarms();
     const unacked = list.filter((a) => !a.acked_at).length;
-    this.el.alarmCount.textContent = list.length ? `${unacked} / ${list.length}` : "";
+    this.el.alarmCount.textContent = list.length ? t("alarm_count", { u: unacked, n: list.length }) : "";
     if (!list.length) {
       mount(this.el.alarms, h("li", { class: "empty" }, t("no_alarms")));
       return;
@@ -411,11 +415,14 @@ export class ControlRoom {
     const head = h("thead", {}, h("tr", {}, [t("worker"), t("hr"), "CT", "SpO2", t("skin_temp"), t("battery"), t("fit")].map((c) => h("th", {}, c))));
     const body = h("tbody", {}, rows.map(({ d, st }) => {
       const l = d.latest || {};
+      const ct = d.estimates?.["core_temp.ct"];
+      const worker = this.workers.get(d.worker_id) || {};
+      const bad = (cond) => (cond ? "num bad" : "num");
       const tr = h("tr", { class: `status-${st}${this.selected === d.device_id ? " selected" : ""}`, dataset: { device: d.device_id }, tabindex: 0 }, [
         h("td", {}, [h("i", { class: "dot" }), this.nameOf(d.device_id)]),
-        h("td", { class: "num" }, num(l.hr)),
-        h("td", { class: "num" }, num(d.estimates?.["core_temp.ct"], 1)),
-        h("td", { class: "num" }, num(l.spo2)),
+        h("td", { class: bad(worker.age && l.hr >= 180 - worker.age) }, num(l.hr)),
+        h("td", { class: bad(ct >= (worker.acclimatized ? 38.5 : 38.0)) }, num(ct, 1)),
+        h("td", { class: bad(l.spo2 !== null && l.spo2 < 90) }, num(l.spo2)),
         h("td", { class: "num" }, num(l.skin_temp, 1)),
         h("td", { class: "num" }, l.battery === null || l.battery === undefined ? "—" : `${num(l.battery)}%`),
         h("td", {}, statusText(st)),
@@ -526,7 +533,7 @@ export class ControlRoom {
       case "action":
         return `${actionLabel(e.action)} · ${numbers.get(e.permit_id) || ""} ${e.reason || ""}`;
       case "command":
-        return `${actionLabel(e.action)} → ${this.nameOf(e.device_id)}: ${e.state}`;
+        return `${actionLabel(e.action)} → ${this.nameOf(e.device_id)}: ${commandStateLabel(e.state)}`;
       case "permit":
         return `${numbers.get(e.permit_id) || e.permit_id?.slice(0, 8)} · ${e.kind}${e.state ? ` → ${permitStateLabel(e.state)}` : ""}`;
       case "fitness":
@@ -555,7 +562,7 @@ function statusText(st) {
 
 function alarmValue(a) {
   const v = a.value;
-  if (v === null || v === undefined) return "";
+  if (v === null || v === undefined || ["sos", "fall"].includes(a.kind)) return "";
   const unit = {
     spo2_low: ["%", 0], core_temp_high: ["°C", 1], skin_temp_high: ["°C", 1], hr_sustained_high: ["bpm", 0],
     hr_recovery_poor: ["bpm", 0], hr_drift: ["σ", 1], strain_high: ["PSI", 1], device_offline: ["s", 0], no_motion: ["s", 0],

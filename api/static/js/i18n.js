@@ -25,6 +25,7 @@ const STRINGS = {
     north: "北",
     alarms: "报警",
     no_alarms: "无未处置报警",
+    alarm_count: "未确认 {u} · 共 {n}",
     ack: "确认",
     acked_by: "{user} 已确认",
     resolve: "处置",
@@ -150,6 +151,7 @@ const STRINGS = {
     north: "N",
     alarms: "Alarms",
     no_alarms: "No open alarms",
+    alarm_count: "{u} unacknowledged · {n} open",
     ack: "Acknowledge",
     acked_by: "acknowledged by {user}",
     resolve: "Resolve",
@@ -282,6 +284,15 @@ const ACTIONS = {
   rest: ["休息", "rest"],
   message: ["消息", "message"],
 };
+const COMMAND_STATES = {
+  queued: ["排队中", "queued"],
+  sent: ["已发送", "sent"],
+  delivered: ["设备已收到", "delivered"],
+  done: ["已执行", "done"],
+  failed: ["执行失败", "failed"],
+  timed_out: ["超时未确认", "timed out"],
+  expired: ["已过期", "expired"],
+};
 const PERMIT_TYPES = {
   DH: ["动火作业", "Hot work"],
   SX: ["受限空间作业", "Confined space"],
@@ -335,6 +346,7 @@ function pick(table, key) {
 export const kindLabel = (kind) => pick(KINDS, kind);
 export const severityLabel = (sev) => pick(SEVERITIES, sev);
 export const actionLabel = (action) => pick(ACTIONS, action);
+export const commandStateLabel = (state) => pick(COMMAND_STATES, state);
 export const permitTypeLabel = (type) => pick(PERMIT_TYPES, type);
 export const permitStateLabel = (state) => pick(PERMIT_STATES, state);
 

@@ -160,10 +160,10 @@ export class SitePlan {
     const label = a.number || a.permit_id.slice(0, 8);
     return s("g", { class: `plan-area state-${a.state}`, dataset: { permit: a.permit_id } }, [
       s("circle", { cx: x, cy: y, r, style: `--area: ${colour}` }),
-      s("text", { x, y: y - r - 8, "text-anchor": "middle", class: "plan-area-label" }, `${label} · ${permitTypeLabel(a.type)}`),
-      a.state !== "active"
-        ? s("text", { x, y: y - r + 14, "text-anchor": "middle", class: "plan-area-state" }, permitStateLabel(a.state))
-        : null,
+      s("text", { x, y: y - r - 8, "text-anchor": "middle", class: "plan-area-label" }, [
+        `${label} · ${permitTypeLabel(a.type)}`,
+        a.state !== "active" ? s("tspan", { class: "plan-area-state" }, ` · ${permitStateLabel(a.state)}`) : null,
+      ]),
       s("title", {}, `${label} ${permitTypeLabel(a.type)} ${a.level ?? ""} — ${permitStateLabel(a.state)}`),
     ]);
   }

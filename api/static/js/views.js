@@ -25,7 +25,7 @@ export async function historyView(root, { site, device }) {
     h("option", { value: d.device_id, selected: d.device_id === device }, `${d.worker_name || d.worker_id || d.device_id} (${d.device_id})`),
   ));
   const now = Date.now();
-  const period = periodInputs(now - 2 * HOUR, now);
+  const period = periodInputs(now - HOUR, now);
   const out = h("div", { class: "history-out" });
   const form = h("form", { class: "toolbar" }, [
     h("label", {}, [t("worker"), select]),
@@ -252,7 +252,12 @@ export class SupervisorView {
 
   render() {
     const now = Date.now();
-    const pushes = [...this.pushes.values()].sort((a, b) => (a.state === "acked") - (b.state === "acked") || Date.parse(b.created_at) - Date.parse(a.created_at));
+    const pushes = [...this.pushes.values()].sort(
+      (a, b) =>
+        (a.state === "acked") - (b.state === "acked") ||
+        this._isEvacuation(b) - this._isEvacuation(a) ||
+        Date.parse(b.created_at) - Date.parse(a.created_at),
+    );
     mount(this.el.pushes, pushes.length ? pushes.map((p) => {
       const left = Date.parse(p.deadline_at) - now;
       const acked = p.state === "acked";
