@@ -31,6 +31,7 @@ import contextlib
 import datetime as dt
 import multiprocessing as mp
 import os
+import resource
 import sys
 import time
 import uuid
@@ -109,7 +110,9 @@ async def _clients(
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "connected": connected,
         "telemetry_samples": counts["telemetry_samples"],
         "dropped": counts["closed"],
@@ -230,6 +233,7 @@ async def one_run(
     )
     stats = rt.ingest.stats
     before = stats.samples_stored
+    cpu0 = time.process_time()
     per_site = devices // SITES
     specs = [
         LoadSpec(
@@ -261,6 +265,7 @@ async def one_run(
         elif time.monotonic() - idle_since > 10:
             break
     stored = stats.samples_stored - before
+    cpu_s = time.process_time() - cpu0
     # From the first to the last commit: process start-up of the publishers is not counted.
     elapsed = stats.last_commit_monotonic - (first_commit or t_pub)
     storm_stop.set()
@@ -271,6 +276,8 @@ async def one_run(
         "stored_samples": stored,
         "ingest_s": round(elapsed, 2),
         "samples_per_s": round(stored / elapsed, 1),
+        "server_cpu_s": round(cpu_s, 2),
+        "server_cpu_us_per_sample": round(1e6 * cpu_s / max(stored, 1), 1),
         "live_hub_dropped_clients": rt.live.dropped_clients,
     }
     if proc is not None:
