@@ -159,5 +159,5 @@ async def test_my_permits_by_involvement_and_role(
 
 def test_static_dir_is_inside_the_package() -> None:
     """The assets ship with the package (no CDN, no build step)."""
-    assert STATIC_DIR == Path(__file__).resolve().parents[2] / "api" / "static"
+    assert Path(__file__).resolve().parents[2] / "api" / "static" == STATIC_DIR
     assert (STATIC_DIR / "index.html").read_text().count("/static/") >= 3
