@@ -356,6 +356,11 @@ def main() -> None:
                 "target_drop_pct_max": 10,
                 "met": cand >= 0.9 * base,
                 "lag_p99_ms": {k: v["p99"] for k, v in lag.items()},
+                "server_cpu_us_per_sample": {
+                    "baseline": runs["baseline"]["server_cpu_us_per_sample"],
+                    "candidate": runs["candidate"]["server_cpu_us_per_sample"],
+                },
+                "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
                 "runs": runs,
             },
             option=orjson.OPT_INDENT_2,

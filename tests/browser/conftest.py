@@ -47,7 +47,6 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
     """The service on a real port, the demo site seeded, its wearables publishing at 1 Hz."""
     assert settings.database.url
     assert settings.mqtt.url
-    settings.enforcement.command_retry_s = 2.0
     site = seed(settings.database.url, settings.auth)
     fleet = Fleet(mqtt_url=settings.mqtt.url, topic_root=settings.mqtt.topic_root, site=site)
     async with serve_app(create_app(settings)) as url, fleet.running():

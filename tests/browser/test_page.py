@@ -74,6 +74,9 @@ async def test_page_logged_in_as_control_room_shows_site_and_moving_workers(
             await asyncio.sleep(0.5)
     clock = await page.locator("#site-clock").inner_text()
     assert clock.endswith("Asia/Shanghai")
+    await page.click("#lang-toggle")  # English: the page's strings and the API's labels
+    await expect(page.locator("#permit-board")).to_contain_text("confined-space entry", timeout=10_000)
+    await expect(page.locator("header.topbar nav")).to_contain_text("Control room")
     assert page.errors == []  # type: ignore[attr-defined]
 
 
@@ -87,6 +90,8 @@ async def test_sos_appears_as_alarm_and_acknowledge_from_page_is_recorded(
     await expect(page.locator("#plan g.plan-worker")).to_have_count(
         len(stack.site.devices), timeout=15_000
     )
+    if KEEP_SCREENSHOTS:
+        await asyncio.sleep(40)  # a minute of trails and sparklines for the picture
     stack.fleet.sos.add("ww-sx-01")
     alarm = page.locator('#alarm-list li.alarm[data-kind="sos"]')
     await expect(alarm).to_have_count(1, timeout=10_000)
@@ -104,7 +109,8 @@ async def test_sos_appears_as_alarm_and_acknowledge_from_page_is_recorded(
     )
     assert row == ("cr.wang", True)
     if KEEP_SCREENSHOTS:
-        await asyncio.sleep(3)  # a few more seconds of trail and sparkline
+        await page.evaluate("window.scrollTo(0, 0)")
+        await asyncio.sleep(2)
         await page.screenshot(path=str(DOCS / "control-room.png"))
     await alarm.locator("button.resolve").click()
     await alarm.locator("textarea.resolve-reason").fill("误触 SOS，已电话确认人员安全")

@@ -11,6 +11,8 @@ export function sparkline(points, { spanMs = 10 * 60_000, limit = null, digits =
   const w = 220;
   const h = 44;
   const now = Date.now();
+  // A short history fills the width (at least a minute) instead of hugging the right edge.
+  if (points.length) spanMs = Math.min(spanMs, Math.max(60_000, now - points[0][0]));
   const pts = points.filter(([ms, v]) => v !== null && v !== undefined && ms >= now - spanMs);
   const values = pts.map(([, v]) => v);
   if (limit) values.push(limit.value);

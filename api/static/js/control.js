@@ -207,6 +207,13 @@ export class ControlRoom {
       feed: h("ol", { id: "event-feed", class: "event-feed" }),
     };
     this.sitePlan = new SitePlan(this.el.plan, { onSelect: (id) => this.select(id) });
+    // Rows are redrawn every second: select on pointer down, delegated to the table.
+    const pickRow = (ev) => {
+      const row = ev.target.closest?.("tr[data-device]");
+      if (row) this.select(row.dataset.device);
+    };
+    this.el.workers.addEventListener("pointerdown", pickRow);
+    this.el.workers.addEventListener("keydown", (ev) => ev.key === "Enter" && pickRow(ev));
     const card = (cls, title, ...body) => h("section", { class: `card ${cls}` }, [h("h2", {}, title), ...body]);
     mount(
       this.root,
@@ -427,7 +434,6 @@ export class ControlRoom {
         h("td", { class: "num" }, l.battery === null || l.battery === undefined ? "—" : `${num(l.battery)}%`),
         h("td", {}, statusText(st)),
       ]);
-      tr.addEventListener("click", () => this.select(d.device_id));
       return tr;
     }));
     mount(this.el.workers, head, body);

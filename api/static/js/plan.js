@@ -22,9 +22,23 @@ export class SitePlan {
       role: "img",
       "aria-label": t("plan"),
     });
+    this.gStatic = s("g", { class: "plan-static" });
+    this.gWorkers = s("g", { class: "plan-workers" });
+    this.svg.append(this.gStatic, this.gWorkers);
     container.append(this.svg);
     this.onSelect = onSelect || (() => {});
     this.interactive = interactive;
+    this.markers = new Map(); // device → its marker elements, kept across frames
+    this.staticKey = null;
+    if (interactive) {
+      // Delegated, on pointer down: markers move every second, a click must still land.
+      const pick = (ev) => {
+        const g = ev.target.closest?.(".plan-worker");
+        if (g) this.onSelect(g.dataset.device);
+      };
+      this.svg.addEventListener("pointerdown", pick);
+      this.svg.addEventListener("keydown", (ev) => ev.key === "Enter" && pick(ev));
+    }
     this.areas = [];
     this.evacuations = [];
     this.workers = [];
@@ -116,16 +130,32 @@ export class SitePlan {
 
   render() {
     if (!this.extent) {
-      mount(this.svg, s("text", { x: W / 2, y: H / 2, class: "plan-empty", "text-anchor": "middle" }, t("no_data")));
+      mount(this.gStatic, s("text", { x: W / 2, y: H / 2, class: "plan-empty", "text-anchor": "middle" }, t("no_data")));
       return;
     }
     const at = this._transform();
-    const layers = [this._grid(), this._scaleBar(), this._north()];
-    if (this.heat) layers.push(this._heatLayer(at));
-    layers.push(...this.areas.map((a) => this._area(a, at)));
-    layers.push(...this.evacuations.filter((e) => e.lat !== null).map((e) => this._evacuation(e, at)));
-    layers.push(...this.workers.filter((w) => w.lat !== null && w.lat !== undefined).map((w) => this._worker(w, at)));
-    mount(this.svg, layers);
+    // The background (grid, areas, evacuations, heat) is redrawn only when it changed.
+    const key = JSON.stringify([this.extent, this.areas, this.evacuations, this.heat ? this.heat.cells.length : 0, t("north")]);
+    if (key !== this.staticKey) {
+      this.staticKey = key;
+      const layers = [this._grid(), this._scaleBar(), this._north()];
+      if (this.heat) layers.push(this._heatLayer(at));
+      layers.push(...this.areas.map((a) => this._area(a, at)));
+      layers.push(...this.evacuations.filter((e) => e.lat !== null).map((e) => this._evacuation(e, at)));
+      mount(this.gStatic, layers);
+    }
+    const seen = new Set();
+    for (const w of this.workers) {
+      if (w.lat === null || w.lat === undefined) continue;
+      seen.add(w.device_id);
+      this._worker(w, at);
+    }
+    for (const [device, m] of this.markers) {
+      if (!seen.has(device)) {
+        m.root.remove();
+        this.markers.delete(device);
+      }
+    }
   }
 
   _grid() {
@@ -178,33 +208,31 @@ export class SitePlan {
   }
 
   _worker(w, at) {
-    const [x, y] = at(w.lat, w.lon);
-    const trail = (w.trail || []).map(([lat, lon]) => at(lat, lon).map((v) => v.toFixed(1)).join(",")).join(" ");
-    const selected = this.selected === w.device_id;
-    const g = s(
-      "g",
-      {
-        class: `plan-worker status-${w.status}${selected ? " selected" : ""}${w.watcher ? " watcher" : ""}`,
-        dataset: { device: w.device_id },
-        transform: `translate(${x.toFixed(1)},${y.toFixed(1)})`,
-        tabindex: this.interactive ? 0 : null,
-        role: this.interactive ? "button" : null,
-      },
-      [
-        s("circle", { r: selected ? 11 : 8 }),
-        w.watcher ? s("rect", { x: -4, y: -4, width: 8, height: 8, class: "plan-watcher-mark" }) : null,
-        s("text", { x: 12, y: 4, class: "plan-worker-label" }, w.label),
-        s("title", {}, `${w.label} (${w.device_id})`),
-      ],
-    );
-    if (this.interactive) {
-      g.addEventListener("click", () => this.onSelect(w.device_id));
-      g.addEventListener("keydown", (ev) => ev.key === "Enter" && this.onSelect(w.device_id));
+    let m = this.markers.get(w.device_id);
+    if (!m) {
+      m = {
+        trail: s("polyline", { class: "plan-trail" }),
+        g: s("g", { dataset: { device: w.device_id }, tabindex: this.interactive ? 0 : null, role: this.interactive ? "button" : null }),
+        dot: s("circle", { r: 8 }),
+        mark: s("rect", { x: -4, y: -4, width: 8, height: 8, class: "plan-watcher-mark" }),
+        label: s("text", { x: 12, y: 4, class: "plan-worker-label" }),
+        title: s("title"),
+      };
+      m.g.append(m.dot, m.mark, m.label, m.title);
+      m.root = s("g", {}, [m.trail, m.g]);
+      this.gWorkers.append(m.root);
+      this.markers.set(w.device_id, m);
     }
-    return s("g", {}, [
-      trail ? s("polyline", { class: "plan-trail", points: trail, transform: `translate(0,0)` }) : null,
-      g,
-    ]);
+    const [x, y] = at(w.lat, w.lon);
+    const selected = this.selected === w.device_id;
+    m.g.setAttribute("class", `plan-worker status-${w.status}${selected ? " selected" : ""}${w.watcher ? " watcher" : ""}`);
+    m.g.setAttribute("transform", `translate(${x.toFixed(1)},${y.toFixed(1)})`);
+    m.dot.setAttribute("r", selected ? 11 : 8);
+    m.mark.style.display = w.watcher ? "" : "none";
+    if (m.label.textContent !== w.label) m.label.textContent = w.label;
+    m.title.textContent = `${w.label} (${w.device_id})`;
+    const trail = (w.trail || []).map(([lat, lon]) => at(lat, lon).map((v) => v.toFixed(1)).join(",")).join(" ");
+    m.trail.setAttribute("points", trail);
   }
 
   _heatLayer(at) {
