@@ -75,7 +75,8 @@ async def test_page_logged_in_as_control_room_shows_site_and_moving_workers(
     clock = await page.locator("#site-clock").inner_text()
     assert clock.endswith("Asia/Shanghai")
     await page.click("#lang-toggle")  # English: the page's strings and the API's labels
-    await expect(page.locator("#permit-board")).to_contain_text("confined-space entry", timeout=10_000)
+    board_text = page.locator("#permit-board")
+    await expect(board_text).to_contain_text("confined-space entry", timeout=10_000)
     await expect(page.locator("header.topbar nav")).to_contain_text("Control room")
     assert page.errors == []  # type: ignore[attr-defined]
 
