@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import enforcement_routes, errors, openapi, routes
+from api import enforcement_routes, errors, openapi, page_routes, routes
 from api.auth import AuthContext
 from api.auth.demo import seed_demo_users
 from api.auth.router import router as auth_router
@@ -59,4 +59,5 @@ def create_app(settings: Settings, *, embedded: bool = False, simulate: bool = F
     app.include_router(permits_router)
     app.include_router(enforcement_routes.router)
     app.include_router(enforcement_routes.ws_router)
+    page_routes.install(app)
     return app

@@ -131,6 +131,7 @@ def _run_http(settings: Settings, *, embedded: bool, simulate: bool, banner: str
         log_level="warning",
         lifespan="on",
         ws_max_size=settings.api.max_body_bytes,
+        ws_per_message_deflate=settings.api.ws_compression,
     )
     logredact.install()  # uvicorn.Config has configured its own handlers
     server = uvicorn.Server(config)

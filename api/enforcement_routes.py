@@ -229,10 +229,11 @@ async def devices(request: Request, user: Watcher, site: str | None = None) -> l
         user.check_site(site)
     async with rt.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "SELECT device_id, site_id, worker_id, kind, last_seen FROM devices"
-            " WHERE (%s::text IS NULL OR site_id = %s)"
-            " AND (%s::text[] IS NULL OR site_id = ANY(%s))"
-            " ORDER BY device_id",
+            "SELECT d.device_id, d.site_id, d.worker_id, w.name AS worker_name, d.kind,"
+            " d.last_seen FROM devices d LEFT JOIN workers w USING (worker_id)"
+            " WHERE (%s::text IS NULL OR d.site_id = %s)"
+            " AND (%s::text[] IS NULL OR d.site_id = ANY(%s))"
+            " ORDER BY d.device_id",
             (site, site, user.site_filter(), user.site_filter()),
         )
         rows = await cur.fetchall()

@@ -23,12 +23,14 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 from fastapi import WebSocket
 from starlette.websockets import WebSocketState
 
@@ -61,8 +63,12 @@ class _Client:
     sub: Subscription
     allowed_sites: frozenset[str] | None
     events: asyncio.Queue[dict[str, Any] | None]
-    sent_version: dict[str, int] = field(default_factory=dict)
+    seen: int = 0  # the hub's change sequence at this client's last telemetry frame
     dropped: bool = False
+
+    def restart(self) -> None:
+        """Send every device's newest sample again (a new subscription)."""
+        self.seen = 0
 
 
 class LiveHub:
@@ -71,8 +77,13 @@ class LiveHub:
     def __init__(self, *, queue_size: int = 1000, history: int = 10_000) -> None:
         self._queue_size = queue_size
         self._latest: dict[str, dict[str, Any]] = {}
-        self._version: dict[str, int] = {}
+        self._encoded: dict[str, bytes] = {}  # JSON of a latest row, encoded once for all clients
+        self._changed: dict[str, int] = {}  # device → change sequence of its newest sample
+        self._seq = 0  # bumped by every device update
+        self._frames: dict[tuple[Any, ...], tuple[str | None, int]] = {}  # shared this _seq
+        self._frames_seq = -1
         self._site: dict[str, str] = {}
+        self._by_site: dict[str, set[str]] = {}  # site → its devices (a client reads only its own)
         self._permits: dict[str, tuple[str, ...]] = {}
         self._events: deque[tuple[int, dict[str, Any]]] = deque(maxlen=history)
         self._cursor = 0
@@ -86,7 +97,8 @@ class LiveHub:
         if not len(batch):
             return
         if sites:
-            self._site.update(sites)
+            for device, site in sites.items():
+                self._set_site(device, site)
         order = np.lexsort((batch.seq, batch.ts_ms))
         last = {int(batch.dev[i]): int(i) for i in order.tolist()}  # newest per device wins
         columns = {m: getattr(batch, m) for m in MEASUREMENTS}
@@ -101,7 +113,9 @@ class LiveHub:
                 v = float(col[i])
                 row[m] = None if math.isnan(v) else round(v, 6)
             self._latest[device] = row
-            self._version[device] = self._version.get(device, 0) + 1
+            self._encoded.pop(device, None)
+            self._seq += 1
+            self._changed[device] = self._seq
 
     def latest(self) -> dict[str, dict[str, Any]]:
         """The newest sample of every device (shared rows: do not modify)."""
@@ -119,9 +133,19 @@ class LiveHub:
         self, device: str, *, site: str | None = None, permits: Iterable[str] = ()
     ) -> None:
         """Where a device belongs (its site and the permits it is on), for filtering."""
+        self._frames.clear()
         if site is not None:
-            self._site[device] = site
+            self._set_site(device, site)
         self._permits[device] = tuple(permits)
+
+    def _set_site(self, device: str, site: str) -> None:
+        old = self._site.get(device)
+        if old == site:
+            return
+        if old is not None:
+            self._by_site.get(old, set()).discard(device)
+        self._site[device] = site
+        self._by_site.setdefault(site, set()).add(device)
 
     def publish_event(self, event: dict[str, Any]) -> int:
         """Send an alarm, action or permit change to every interested client; returns its cursor."""
@@ -165,15 +189,60 @@ class LiveHub:
 
     def telemetry_for(self, client: _Client) -> list[dict[str, Any]]:
         """Newest samples changed since this client's last frame, within its subscription."""
-        out = []
-        for device, version in self._version.items():
-            if client.sent_version.get(device) == version:
-                continue
-            if not self._device_wanted(client, device):
-                continue
-            client.sent_version[device] = version
-            out.append(self._latest[device])
+        out = [self._latest[d] for d in self._changed_for(client)]
+        client.seen = self._seq
         return out
+
+    def telemetry_frame(self, client: _Client, ts_ms: int) -> str | None:
+        """The client's next ``telemetry`` message as JSON text (None: nothing changed).
+
+        Clients that ask at the same moment with the same filter and the same last frame get
+        the same text, built once; each sample is encoded once however many frames carry it.
+        (Clients of one rate tick together: `serve_live` aligns them to the wall clock.)"""
+        if self._frames_seq != self._seq:
+            self._frames.clear()
+            self._frames_seq = self._seq
+        sub = client.sub
+        key = (sub.sites, sub.permits, sub.devices, client.allowed_sites, client.seen)
+        cached = self._frames.get(key)
+        if cached is None:
+            parts = []
+            for device in self._changed_for(client):
+                encoded = self._encoded.get(device)
+                if encoded is None:
+                    encoded = self._encoded[device] = orjson.dumps(self._latest[device])
+                parts.append(encoded)
+            text = None
+            if parts:
+                head = b'{"type":"telemetry","ts_ms":%d,"samples":[' % ts_ms
+                text = (head + b",".join(parts) + b"]}").decode()
+            cached = self._frames[key] = (text, self._seq)
+        client.seen = cached[1]
+        return cached[0]
+
+    def _changed_for(self, client: _Client) -> list[str]:
+        seen = client.seen
+        return [
+            d
+            for d in self._candidates(client)
+            if self._changed.get(d, 0) > seen and self._device_wanted(client, d)
+        ]
+
+    def _candidates(self, client: _Client) -> Iterable[str]:
+        """The devices a client may want: named ones, its sites' devices, or all (so a client
+        of one site never walks the whole fleet each tick)."""
+        if client.sub.devices:
+            return client.sub.devices
+        sites: Iterable[str] | None = None
+        if client.sub.sites:
+            sites = client.sub.sites
+            if client.allowed_sites is not None:
+                sites = client.sub.sites & client.allowed_sites
+        elif client.allowed_sites is not None:
+            sites = client.allowed_sites
+        if sites is None:
+            return list(self._changed)
+        return [d for site in sites for d in self._by_site.get(site, ())]
 
     @property
     def cursor(self) -> int:
@@ -271,7 +340,7 @@ async def serve_live(
                 elif message.get("type") == "subscribe":
                     try:
                         client.sub = parse_subscription(message)
-                        client.sent_version.clear()
+                        client.restart()
                     except ValueError as exc:
                         await _ws.send(ws, _ws.error(str(exc), "bad_subscription"))
 
@@ -282,11 +351,12 @@ async def serve_live(
 
         async def telemetry() -> None:
             while True:
-                await asyncio.sleep(1.0 / client.sub.rate_hz)
-                samples = hub.telemetry_for(client)
-                if samples:
-                    await _ws.send(
-                        ws, {"type": "telemetry", "ts_ms": _ws.now_ms(), "samples": samples}
-                    )
+                # On the wall-clock grid of the client's period, so that clients of the same
+                # rate wake together and share frames.
+                period = 1.0 / client.sub.rate_hz
+                await asyncio.sleep(period - time.time() % period)
+                frame = hub.telemetry_frame(client, _ws.now_ms())
+                if frame is not None:
+                    await ws.send_text(frame)
 
         await _ws.first_to_finish(receive(), events(), telemetry(), beat.run(ws))

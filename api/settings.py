@@ -54,6 +54,12 @@ class ApiSettings(BaseModel):
         ge=1024,
         description="Largest request body (HTTP 413 beyond); upload routes set their own limit.",
     )
+    ws_compression: bool = Field(
+        default=False,
+        description="permessage-deflate on WebSockets. Off: on a plant network the CPU it costs "
+        "(zlib on every telemetry frame of every client) slows the ingest more than the "
+        "bandwidth it saves is worth (benchmarks/bench_fanout.py).",
+    )
     public_docs: bool = Field(
         default=True,
         description="Serve /docs, /redoc and /openapi.json without login (they describe the API, "

@@ -174,3 +174,29 @@ async def test_live_bad_subscription_is_refused_with_reason(
         await ws.send(orjson.dumps(first).decode())
         err = await recv(ws, "error")
     assert err["code"] == "bad_subscription"
+
+
+async def test_hub_clients_of_one_filter_share_one_frame_with_only_changed_devices() -> None:
+    """Frames are built once per filter and tick; a device is sent again only after it changed."""
+    from api.live import Subscription
+
+    hub = LiveHub()
+    for device, site in (("a1", "A"), ("a2", "A"), ("b1", "B")):
+        hub.set_device_facts(device, site=site)
+    sub = Subscription(sites=frozenset({"A"}))
+    async with hub.attach(sub, None) as one, hub.attach(sub, None) as two:
+        hub.publish_batch(SampleBatch.from_samples(samples("a1", 2) + samples("a2", 2)))
+        hub.publish_batch(batch("b1"))
+        first = hub.telemetry_frame(one, 1)
+        assert first is not None
+        assert hub.telemetry_frame(two, 1) is first  # the same text object: built once
+        assert [s["device_id"] for s in orjson.loads(first)["samples"]] == ["a1", "a2"]
+        assert hub.telemetry_frame(one, 2) is None  # nothing changed since
+        hub.publish_batch(batch("a2", 1))
+        again = hub.telemetry_frame(one, 3)
+        assert again is not None
+        assert [s["device_id"] for s in orjson.loads(again)["samples"]] == ["a2"]
+        one.restart()
+        resent = hub.telemetry_frame(one, 4)
+        assert resent is not None
+        assert len(orjson.loads(resent)["samples"]) == 2

@@ -24,8 +24,11 @@ from starlette.routing import BaseRoute, Mount, WebSocketRoute
 #: - the token endpoint: that is how one gets a token.
 #: - the API docs: they describe the interface, hold no data, and Swagger UI must load the
 #:   schema without a token to offer its "Authorize" login (PP_API_PUBLIC_DOCS=false hides them).
+#: - / : the control-room page (its code and strings, no data: every call it makes for data
+#:   carries the user's token). Its assets under /static are a mount, not routes.
 ANONYMOUS = frozenset(
     {
+        "/",
         "/healthz",
         "/api/v1/auth/token",
         "/docs",

@@ -1,0 +1,372 @@
+"""Benchmark of the control room's fan-out: does serving 200 live clients and 1 000 supervisor
+phones slow the ingest, and how late do they get their messages?
+
+Each run starts the whole service in this process (``api.app.create_app``: ingest, detectors,
+enforcement, permits, the WebSocket hubs) on a private Mosquitto and PostgreSQL, then
+publishes the 5 000-device load (``firmware_sim`` load mode: pre-encoded single-sample binary
+frames, QoS 1, 5 sites × 1 000 devices, 10 Hz per device: 50 000 messages/s offered) and
+measures the ingest rate: samples stored between the first and the last commit. The
+publisher is faster than the ingest, so the broker queues and the ingest runs at its capacity.
+
+- baseline: no WebSocket clients;
+- candidate: the same load with, connected beforehand from a separate process, 200 `/ws/live`
+  clients (each subscribed to one site — 1 000 devices — at 1 Hz: the newest sample of every
+  device that changed) and 1 000 `/ws/supervisor` clients (one user each); during the run the
+  server also sends an event to every live client every second and a push to every supervisor
+  every 2 s (an evacuation storm).
+
+Delivery lag is measured on the clients: receipt time − the server's send stamp (telemetry
+frames carry ``ts_ms``; pushes and events carry ``sent_ms``), per client, then the p99 of each
+client and their median and maximum. Clients run on the same 2 cores as the server (so the
+candidate also pays their CPU: a pessimistic setting).
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import multiprocessing as mp
+import os
+import resource
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+SITES = 5
+SECRET = "bench-fanout-signing-key-0123456789abcdefghij"
+
+
+# -- clients (their own process) ------------------------------------------------------------------
+
+
+def _clients_main(
+    url: str, tokens: dict[str, list[str]], sites: list[str], ready: Any, stop: Any, out: Any
+) -> None:
+    out.put(asyncio.run(_clients(url, tokens, sites, ready, stop)))
+
+
+async def _clients(
+    url: str, tokens: dict[str, list[str]], sites: list[str], ready: Any, stop: Any
+) -> dict[str, Any]:
+    from websockets.asyncio.client import connect
+
+    lags: dict[str, list[list[float]]] = {"telemetry": [], "event": [], "push": []}
+    counts = {"telemetry_samples": 0, "closed": 0}
+    gate = asyncio.Semaphore(50)
+    connected = 0
+
+    async def one(kind: str, token: str, site: str | None) -> None:
+        nonlocal connected
+        mine: dict[str, list[float]] = {"telemetry": [], "event": [], "push": []}
+        async with gate:
+            ws = await connect(f"{url}/ws/{kind}", max_size=None, open_timeout=60)
+            await ws.send(orjson.dumps({"type": "auth", "access_token": token}).decode())
+            assert orjson.loads(await ws.recv())["type"] == "authenticated"
+            if kind == "live":
+                await ws.send(orjson.dumps({"type": "subscribe", "sites": [site]}).decode())
+            connected += 1
+        try:
+            async for raw in ws:
+                now = time.time() * 1000
+                msg = orjson.loads(raw)
+                t = msg.get("type")
+                if t == "ping":
+                    await ws.send('{"type": "pong"}')
+                elif t == "telemetry":
+                    mine["telemetry"].append(now - msg["ts_ms"])
+                    counts["telemetry_samples"] += len(msg["samples"])
+                elif t == "event" and "sent_ms" in msg["event"]:
+                    mine["event"].append(now - msg["event"]["sent_ms"])
+                elif t == "push" and "sent_ms" in msg:
+                    mine["push"].append(now - msg["sent_ms"])
+        except Exception:
+            counts["closed"] += 1
+        finally:
+            for k, v in mine.items():
+                if v:
+                    lags[k].append(v)
+
+    tasks = [
+        asyncio.create_task(one("live", tok, sites[i % len(sites)]))
+        for i, tok in enumerate(tokens["live"])
+    ] + [asyncio.create_task(one("supervisor", tok, None)) for tok in tokens["supervisor"]]
+    while connected < len(tasks):
+        await asyncio.sleep(0.1)
+        if any(t.done() and t.exception() for t in tasks):
+            raise next(t.exception() for t in tasks if t.done() and t.exception())  # type: ignore[misc]
+    ready.set()
+    while not stop.is_set():
+        await asyncio.sleep(0.1)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "connected": connected,
+        "telemetry_samples": counts["telemetry_samples"],
+        "dropped": counts["closed"],
+        "lag_ms": {k: _summary(v) for k, v in lags.items()},
+    }
+
+
+def _pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
+
+
+def _summary(per_client: list[list[float]]) -> dict[str, Any]:
+    flat = [x for c in per_client for x in c]
+    p99s = [_pct(c, 0.99) for c in per_client]
+    return {
+        "clients": len(per_client),
+        "messages": len(flat),
+        "p50": round(_pct(flat, 0.5), 1),
+        "p99": round(_pct(flat, 0.99), 1),
+        "per_client_p99_median": round(_pct(p99s, 0.5), 1),
+        "per_client_p99_max": round(max(p99s), 1) if p99s else None,
+    }
+
+
+# -- one run --------------------------------------------------------------------------------------
+
+
+async def _serve(app: Any, settings: Any) -> tuple[Any, asyncio.Task[None], str]:
+    """Serve as `permitpulse serve` does (same WebSocket options)."""
+    import uvicorn
+
+    from api.embedded import free_port
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            ws_max_size=settings.api.max_body_bytes,
+            ws_per_message_deflate=settings.api.ws_compression,
+        )
+    )
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.05)
+    return server, task, f"127.0.0.1:{port}"
+
+
+async def _storm(rt: Any, users: list[str], sites: list[str], stop: asyncio.Event) -> int:
+    """Every second: an event to every live client (one per site); every 2 s: a push to
+    every supervisor (500 pushes a second: an evacuation storm, far above a plant's day)."""
+    rounds = 0
+    while not stop.is_set():
+        now = time.time() * 1000
+        for site in sites:
+            rt.live.publish_event({"type": "bench", "sent_ms": now, "site_id": site})
+        if rounds % 2 == 0:
+            for user in users:
+                rt.push_hub.deliver(user, {"type": "push", "kind": "bench", "sent_ms": now})
+        rounds += 1
+        await asyncio.sleep(1.0)
+    return rounds
+
+
+async def one_run(
+    *, mqtt_url: str, database_url: str, data_dir: Path, devices: int, ticks: int, clients: bool
+) -> dict[str, Any]:
+    from pydantic import SecretStr
+
+    from api.app import create_app
+    from api.auth import AuthSettings, Principal, Role, TokenService
+    from api.settings import DatabaseSettings, Settings
+    from firmware_sim.loadgen import LoadSpec, run_load
+    from ingest.config import MqttSettings
+
+    root = f"bf{uuid.uuid4().hex[:6]}/pp/v1"
+    settings = Settings(
+        data_dir=data_dir,
+        mqtt=MqttSettings(url=mqtt_url, topic_root=root, client_id=f"bf-{uuid.uuid4().hex[:6]}"),
+        database=DatabaseSettings(url=database_url, pool_max=8),
+        auth=AuthSettings(secret=SecretStr(SECRET)),
+    )
+    sites = [f"site-{k}" for k in range(SITES)]
+    tokens_svc = TokenService.from_settings(settings.auth)
+
+    def token(name: str, role: Role) -> str:
+        return tokens_svc.access_token(Principal(name, frozenset({role}), None)).token
+
+    sup_users = [f"sup{k:04d}" for k in range(1000)]
+    tokens = {
+        "live": [token(f"cr{k:03d}", Role.CONTROL_ROOM) for k in range(200)] if clients else [],
+        "supervisor": [token(u, Role.SUPERVISOR) for u in sup_users] if clients else [],
+    }
+    app = create_app(settings)
+    server, task, host = await _serve(app, settings)
+    rt = app.state.runtime
+    ctx = mp.get_context("spawn")
+    ready, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
+    proc = None
+    if clients:
+        proc = ctx.Process(
+            target=_clients_main, args=(f"ws://{host}", tokens, sites, ready, stop, out)
+        )
+        proc.start()
+        while not ready.wait(0.05):
+            await asyncio.sleep(0.05)
+            if not proc.is_alive():
+                raise RuntimeError("client process died while connecting")
+    storm_stop = asyncio.Event()
+    storm = asyncio.create_task(
+        _storm(rt, sup_users if clients else [], sites if clients else [], storm_stop)
+    )
+    stats = rt.ingest.stats
+    before = stats.samples_stored
+    cpu0 = time.process_time()
+    per_site = devices // SITES
+    specs = [
+        LoadSpec(
+            mqtt_url=mqtt_url,
+            topic_root=root,
+            site=site,
+            devices=per_site,
+            rate_hz=10,  # paced so that the amount is fixed; far above what the ingest takes
+            duration_s=ticks / 10,
+            processes=1,
+            qos=1,
+            prefix=f"{site}-d",
+            seed=k + 1,
+        )
+        for k, site in enumerate(sites)
+    ]
+    t_pub = time.monotonic()
+    reports = await asyncio.gather(*(asyncio.to_thread(run_load, s) for s in specs))
+    published = sum(r["samples"] for r in reports)
+    pub_s = time.monotonic() - t_pub
+    first_commit = None
+    idle_since, last = time.monotonic(), -1
+    while stats.samples_stored - before < published:
+        await asyncio.sleep(0.05)
+        if first_commit is None and stats.samples_stored > before:
+            first_commit = time.monotonic()
+        if stats.samples_stored != last:
+            idle_since, last = time.monotonic(), stats.samples_stored
+        elif time.monotonic() - idle_since > 10:
+            break
+    stored = stats.samples_stored - before
+    cpu_s = time.process_time() - cpu0
+    # From the first to the last commit: process start-up of the publishers is not counted.
+    elapsed = stats.last_commit_monotonic - (first_commit or t_pub)
+    storm_stop.set()
+    pushes_sent = await storm
+    result: dict[str, Any] = {
+        "published_samples": published,
+        "publish_s": round(pub_s, 2),
+        "stored_samples": stored,
+        "ingest_s": round(elapsed, 2),
+        "samples_per_s": round(stored / elapsed, 1),
+        "server_cpu_s": round(cpu_s, 2),
+        "server_cpu_us_per_sample": round(1e6 * cpu_s / max(stored, 1), 1),
+        "live_hub_dropped_clients": rt.live.dropped_clients,
+    }
+    if proc is not None:
+        await asyncio.sleep(1.0)  # the last frames in flight
+        stop.set()
+        result["clients"] = await asyncio.to_thread(out.get, True, 60)
+        result["clients"]["storm_rounds"] = pushes_sent
+        proc.join(30)
+    server.should_exit = True
+    await task
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--devices", type=int, default=5000)
+    p.add_argument("--ticks", type=int, default=12, help="samples per device in each run")
+    args = p.parse_args()
+    from api.storage import migrate
+    from tests import services
+
+    bindir = services.find_pg_bindir()
+    mosquitto = "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    if bindir is None or mosquitto is None:
+        print(orjson.dumps({"error": "needs PostgreSQL and Mosquitto binaries"}).decode())
+        return
+    import logging
+    import tempfile
+
+    logging.basicConfig(level=logging.WARNING)
+    pg = services.PrivatePostgres(bindir)
+    broker = services.Mosquitto(mosquitto)
+    pg.start()
+    broker.start()
+    runs: dict[str, Any] = {}
+    try:
+        for name, clients in (("baseline", False), ("candidate", True)):
+            db = f"bf_{uuid.uuid4().hex[:8]}"
+            services.create_database(pg.url, db)
+            url = services.database_url(pg.url, db)
+            migrate(url)
+            with tempfile.TemporaryDirectory() as tmp:
+                runs[name] = asyncio.run(
+                    one_run(
+                        mqtt_url=broker.url,
+                        database_url=url,
+                        data_dir=Path(tmp),
+                        devices=args.devices,
+                        ticks=args.ticks,
+                        clients=clients,
+                    )
+                )
+            services.drop_database(pg.url, db)
+    finally:
+        if os.environ.get("PP_BENCH_BROKER_LOG"):
+            print((broker.dir / "mosquitto.log").read_text()[-6000:], file=sys.stderr)
+        broker.close()
+        pg.close()
+    base = runs["baseline"]["samples_per_s"]
+    cand = runs["candidate"]["samples_per_s"]
+    lag = runs["candidate"]["clients"]["lag_ms"]
+    print(
+        orjson.dumps(
+            {
+                "benchmark": "fanout",
+                "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "load": f"{args.devices} devices × {args.ticks} single-sample frames, QoS 1",
+                "clients": "200 /ws/live (one site of 1 000 devices each, 1 Hz)"
+                " + 1 000 /ws/supervisor",
+                "baseline_samples_per_s": base,
+                "candidate_samples_per_s": cand,
+                "ratio": round(cand / base, 3),
+                "drop_pct": round(100 * (1 - cand / base), 1),
+                "target_drop_pct_max": 10,
+                "met": cand >= 0.9 * base,
+                "lag_p99_ms": {k: v["p99"] for k, v in lag.items()},
+                "server_cpu_us_per_sample": {
+                    "baseline": runs["baseline"]["server_cpu_us_per_sample"],
+                    "candidate": runs["candidate"]["server_cpu_us_per_sample"],
+                },
+                "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+                "runs": runs,
+            },
+            option=orjson.OPT_INDENT_2,
+        ).decode()
+    )
+
+
+if __name__ == "__main__":
+    main()
