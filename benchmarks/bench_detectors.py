@@ -7,8 +7,9 @@ Python loops, so they are timed on ``--ref-devices`` devices and compared per sa
 (b) ``np.copyto`` of the same input columns (the memory-bandwidth floor), all in this run,
 interleaved batch by batch; the same for a one-thread pipeline (``one_thread``), since the
 default splits a batch over 2 threads and the gain depends on how busy the machine is
-(``load_average_1min`` before and after). The first-call compile cost is measured in fresh processes: cold (empty Numba cache) and
-warm (cache filled), which is what a restart pays before serving.
+(``load_average_1min`` before and after). The first-call compile cost is measured in fresh
+processes: cold (empty Numba cache) and warm (cache filled), what a restart pays before
+serving.
 """
 
 from __future__ import annotations
