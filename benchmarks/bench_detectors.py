@@ -7,9 +7,10 @@ Python loops, so they are timed on ``--ref-devices`` devices and compared per sa
 (b) ``np.copyto`` of the same input columns (the memory-bandwidth floor), all in this run,
 interleaved batch by batch; the same for a one-thread pipeline (``one_thread``), since the
 default splits a batch over 2 threads and the gain depends on how busy the machine is
-(``load_average_1min`` before and after). The first-call compile cost is measured in fresh
-processes: cold (empty Numba cache) and warm (cache filled), which is what a restart pays
-before serving.
+(``load_average_1min`` before and after; ``one_thread.ratio_vs_memcpy_cpu_time`` is the
+same ratio in CPU time, which preemption by other processes does not stretch). The
+first-call compile cost is measured in fresh processes: cold (empty Numba cache) and warm
+(cache filled), what a restart pays before serving.
 """
 
 from __future__ import annotations
@@ -82,30 +83,39 @@ def time_pipeline(n_dev: int, seconds: int, reps: int) -> dict[str, Any]:
         p.process(first, T0 + 60_000)  # slots, state, compile
     batches = [minute_batch(devices, m, seconds, rng) for m in range(1, reps + 1)]
     times: dict[str, list[float]] = {name: [] for name in pipelines}
+    cpu: list[float] = []  # CPU time of the one-thread pipeline: what load cannot stretch
     copy: list[float] = []
+    copy_cpu: list[float] = []
     events = 0
     for m, b in enumerate(batches, start=1):
-        copy += time_copy(b, 3)
+        wall, on_cpu = time_copy(b, 3)
+        copy += wall[1:]  # the first copy warms the caches: the floor is the warm copy
+        copy_cpu += on_cpu[1:]
         names = list(pipelines) if m % 2 else list(pipelines)[::-1]
         for name in names:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             out = pipelines[name].process(b, T0 + (m + 1) * 60_000)
             times[name].append(time.perf_counter() - t)
+            if name == "one_thread":
+                cpu.append(time.thread_time() - c)
             events += len(out) if name == "default" else 0
-    return {"times": times, "copy": copy, "samples": n_dev * seconds, "events": events,
-            "batch": batches[0], "threads": pipelines["default"].settings.threads}  # fmt: skip
+    return {"times": times, "cpu": cpu, "copy": copy, "copy_cpu": copy_cpu,
+            "samples": n_dev * seconds, "events": events, "batch": batches[0],
+            "threads": pipelines["default"].settings.threads}  # fmt: skip
 
 
-def time_copy(b: SampleBatch, reps: int) -> list[float]:
+def time_copy(b: SampleBatch, reps: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of copying the batch's columns, ``reps`` times."""
     cols = [getattr(b, name) for name in RECORD_DTYPE.names or ()]
     dst = [np.empty_like(c) for c in cols]
-    out = []
+    wall, cpu = [], []
     for _ in range(reps):
-        t = time.perf_counter()
-        for d, c in zip(dst, cols, strict=True):
-            np.copyto(d, c)
-        out.append(time.perf_counter() - t)
-    return out
+        t, c = time.perf_counter(), time.thread_time()
+        for d, col in zip(dst, cols, strict=True):
+            np.copyto(d, col)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.thread_time() - c)
+    return wall, cpu
 
 
 def time_reference(batch: SampleBatch, n_ref: int) -> tuple[float, int]:
@@ -193,7 +203,8 @@ def main() -> None:
         "baseline_numpy_reference": f"tests/detectors/naive.py on {n_ref} devices",
         "numpy_reference_samples_per_s": round(ref_sps),
         "ratio_vs_numpy_reference": round(sps / ref_sps, 1),
-        "baseline_memcpy": "np.copyto of the batch's 12 input columns",
+        "baseline_memcpy": "np.copyto of the batch's 12 input columns (warm: 2nd and 3rd of "
+        "3 copies before each batch)",
         "memcpy_s_median": round(copy, 5),
         "memcpy_bytes": int(sum(getattr(run["batch"], c).nbytes for c in RECORD_DTYPE.names or ())),
         "ratio_vs_memcpy": round(det / copy, 2),
@@ -203,6 +214,11 @@ def main() -> None:
             "detector_batch_s_all": [round(t, 5) for t in run["times"]["one_thread"]],
             "ratio_vs_numpy_reference": round(run["samples"] / one / ref_sps, 1),
             "ratio_vs_memcpy": round(one / copy, 2),
+            "cpu_s_median": round(statistics.median(run["cpu"]), 5),
+            "memcpy_cpu_s_median": round(statistics.median(run["copy_cpu"]), 5),
+            "ratio_vs_memcpy_cpu_time": round(
+                statistics.median(run["cpu"]) / statistics.median(run["copy_cpu"]), 2
+            ),
         },
         "alarm_events": run["events"],
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
