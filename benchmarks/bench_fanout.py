@@ -50,13 +50,24 @@ SECRET = "bench-fanout-signing-key-0123456789abcdefghij"
 
 
 def _clients_main(
-    url: str, tokens: dict[str, list[str]], sites: list[str], ready: Any, stop: Any, out: Any
+    url: str,
+    tokens: dict[str, list[str]],
+    sites: list[str],
+    rate_hz: float,
+    ready: Any,
+    stop: Any,
+    out: Any,
 ) -> None:
-    out.put(asyncio.run(_clients(url, tokens, sites, ready, stop)))
+    out.put(asyncio.run(_clients(url, tokens, sites, rate_hz, ready, stop)))
 
 
 async def _clients(
-    url: str, tokens: dict[str, list[str]], sites: list[str], ready: Any, stop: Any
+    url: str,
+    tokens: dict[str, list[str]],
+    sites: list[str],
+    rate_hz: float,
+    ready: Any,
+    stop: Any,
 ) -> dict[str, Any]:
     from websockets.asyncio.client import connect
 
@@ -73,7 +84,8 @@ async def _clients(
             await ws.send(orjson.dumps({"type": "auth", "access_token": token}).decode())
             assert orjson.loads(await ws.recv())["type"] == "authenticated"
             if kind == "live":
-                await ws.send(orjson.dumps({"type": "subscribe", "sites": [site]}).decode())
+                sub = {"type": "subscribe", "sites": [site], "rate_hz": rate_hz}
+                await ws.send(orjson.dumps(sub).decode())
             connected += 1
         try:
             async for raw in ws:
@@ -184,7 +196,14 @@ async def _storm(rt: Any, users: list[str], sites: list[str], stop: asyncio.Even
 
 
 async def one_run(
-    *, mqtt_url: str, database_url: str, data_dir: Path, devices: int, ticks: int, clients: bool
+    *,
+    mqtt_url: str,
+    database_url: str,
+    data_dir: Path,
+    devices: int,
+    ticks: int,
+    clients: bool,
+    live_rate_hz: float = 1.0,
 ) -> dict[str, Any]:
     from pydantic import SecretStr
 
@@ -220,7 +239,8 @@ async def one_run(
     proc = None
     if clients:
         proc = ctx.Process(
-            target=_clients_main, args=(f"ws://{host}", tokens, sites, ready, stop, out)
+            target=_clients_main,
+            args=(f"ws://{host}", tokens, sites, live_rate_hz, ready, stop, out),
         )
         proc.start()
         while not ready.wait(0.05):
@@ -297,6 +317,7 @@ def main() -> None:
     )
     p.add_argument("--devices", type=int, default=5000)
     p.add_argument("--ticks", type=int, default=12, help="samples per device in each run")
+    p.add_argument("--live-rate", type=float, default=1.0, help="rate_hz of the live clients")
     args = p.parse_args()
     from api.storage import migrate
     from tests import services
@@ -330,6 +351,7 @@ def main() -> None:
                         devices=args.devices,
                         ticks=args.ticks,
                         clients=clients,
+                        live_rate_hz=args.live_rate,
                     )
                 )
             services.drop_database(pg.url, db)
@@ -347,7 +369,7 @@ def main() -> None:
                 "benchmark": "fanout",
                 "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "load": f"{args.devices} devices × {args.ticks} single-sample frames, QoS 1",
-                "clients": "200 /ws/live (one site of 1 000 devices each, 1 Hz)"
+                "clients": f"200 /ws/live (one site of 1 000 devices each, {args.live_rate} Hz)"
                 " + 1 000 /ws/supervisor",
                 "baseline_samples_per_s": base,
                 "candidate_samples_per_s": cand,

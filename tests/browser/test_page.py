@@ -100,7 +100,7 @@ async def test_sos_appears_as_alarm_and_acknowledge_from_page_is_recorded(
     await expect(alarm).to_have_class("alarm sev-critical state-active")
     await expect(page.locator("#evac-banner")).to_be_visible(timeout=10_000)
     await expect(page.locator("#evac-banner")).to_contain_text("SX-0816")
-    await page.locator('#plan g.plan-worker[data-device="ww-sx-01"]').click()
+    await page.locator('#plan g.plan-worker[data-device="ww-sx-01"] circle').click()
     await expect(page.locator("#worker-panel .vital")).to_have_count(4)
     alarm_id = int(await alarm.get_attribute("data-alarm-id") or 0)
     await alarm.locator("button.ack").click()

@@ -156,6 +156,11 @@ export class SitePlan {
         this.markers.delete(device);
       }
     }
+    // Critical workers, then the selected one, on top: never hidden under a neighbour.
+    const rank = (w) => (w.device_id === this.selected ? 3 : { critical: 2, warning: 1 }[w.status] || 0);
+    const order = this.workers.filter((w) => this.markers.has(w.device_id)).sort((a, b) => rank(a) - rank(b));
+    const roots = order.map((w) => this.markers.get(w.device_id).root);
+    if (roots.some((r, i) => this.gWorkers.children[i] !== r)) this.gWorkers.append(...roots);
   }
 
   _grid() {
