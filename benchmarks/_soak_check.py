@@ -143,9 +143,15 @@ def _matches(d: _Decision, inc: Injected) -> bool:
 
 
 def incident_actions(
-    conn: psycopg.Connection[Any], incidents: list[Injected], kills_ms: list[int]
+    conn: psycopg.Connection[Any],
+    incidents: list[Injected],
+    kills_ms: list[int],
+    start_ms: int = 0,
 ) -> dict[str, Any]:
-    """Every injected incident against the decisions taken and the commands sent."""
+    """Every injected incident against the decisions taken and the commands sent.
+
+    Decisions no incident explains are counted per rule and alarm kind, with the play times
+    (seconds after ``start_ms``, whole seconds, each once) at which they were taken."""
     decisions = _decisions(conn)
     commands: dict[tuple[int, str], dict[str, str]] = {}
     for decision_id, action, device, state in conn.execute(
@@ -160,9 +166,14 @@ def incident_actions(
         mine = [d for d in decisions if _matches(d, inc)]
         used |= {d.decision_id for d in mine}
         rows.append(_row(inc, mine, commands, permits, kills_ms))
-    spurious = Counter(
-        f"{d.rule_id}/{d.alarm_kind}" for d in decisions if d.decision_id not in used
-    )
+    spurious: dict[str, dict[str, Any]] = {}
+    for d in decisions:
+        if d.decision_id not in used:
+            entry = spurious.setdefault(f"{d.rule_id}/{d.alarm_kind}", {"count": 0, "at_s": []})
+            entry["count"] += 1
+            at = round((d.created_ms - start_ms) / 1000)
+            if at not in entry["at_s"]:
+                entry["at_s"].append(at)
     acted = [r for r in rows if r["acted"]]
     return {
         "injected": len(rows),
@@ -173,7 +184,7 @@ def incident_actions(
             for k in EXPECTED
         },
         "missed": [r for r in rows if not r["acted"]],
-        "acted_twice": sum(r["decisions"] > 1 for r in rows),
+        "acted_twice": [r for r in rows if r["decisions"] > 1],
         "commands_missing": [r for r in rows if r.get("command_missing")],
         "permit_not_suspended": [
             r for r in rows if r.get("permit_state") not in (None, EXPECTED[r["kind"]].permit_state)

@@ -16,6 +16,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from api.embedded import free_port
 
 
@@ -42,6 +44,16 @@ class Incarnation:
     how: str = "running"
     rss: list[tuple[float, float]] = field(default_factory=list)  # (monotonic, MiB)
 
+    def trend(self, after_s: float = 120.0) -> float | None:
+        """Least-squares slope of RSS in MiB per minute, from ``after_s`` into this life on
+        (the fleet known, caches warm); None when it lived less than two minutes beyond."""
+        pts = [(t - self.started, m) for t, m in self.rss if t - self.started >= after_s]
+        if len(pts) < 120:
+            return None
+        t = np.array([p[0] for p in pts])
+        m = np.array([p[1] for p in pts])
+        return round(float(np.polyfit(t / 60.0, m, 1)[0]), 2)
+
     def summary(self, t0: float) -> dict[str, object]:
         values = [m for _, m in self.rss]
         return {
@@ -53,6 +65,7 @@ class Incarnation:
             "rss_mb_first": round(values[0], 1) if values else None,
             "rss_mb_last": round(values[-1], 1) if values else None,
             "rss_mb_max": round(max(values), 1) if values else None,
+            "rss_mb_per_min_after_120s": self.trend(),
         }
 
 

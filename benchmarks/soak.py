@@ -332,7 +332,7 @@ async def _play_and_check(
     rss = _rss(world, t_play)  # its last sample was taken just before the stop
     with _db(world) as conn:
         samples = check.sample_counts(conn, expected)
-        actions = check.incident_actions(conn, incidents, world.kills_ms)
+        actions = check.incident_actions(conn, incidents, world.kills_ms, sim.start_ms)
     produced = int(np.sum(sim.seq))
     samples = {
         "sent": stats.samples,
