@@ -118,7 +118,7 @@ def settings(mqtt_url: str, database_url: str, topic_root: str, tmp_path: Path) 
         mqtt=MqttSettings(
             url=mqtt_url, topic_root=topic_root, client_id=f"ingest-{uuid.uuid4().hex[:8]}"
         ),
-        database=DatabaseSettings(url=database_url, pool_max=4),
+        database=DatabaseSettings(url=database_url, pool_max=10),
         auth=TEST_AUTH,
     )
 
