@@ -54,8 +54,13 @@ async def test_player_scheduled_outage_delivers_every_sample_once_in_order(
     for device in ("saf-1", "saf-2", "saf-3"):
         assert [s[0] for s in got[device]] == list(range(1, 61)), device
     replayed = {d: {s[0] for s in got[d] if s[1] & FLAG_REPLAY} for d in got}
-    assert set(range(11, 26)) <= replayed["saf-1"] <= set(range(9, 26))
-    assert set(range(31, 41)) <= replayed["saf-2"] <= set(range(29, 41))
+    assert set(range(11, 26)) <= replayed["saf-1"]
+    assert set(range(31, 41)) <= replayed["saf-2"]
+    if stats.reconnects == 2:  # only the two scheduled outages: nothing else was held
+        # (on a starved machine a PUBACK or PINGRESP can miss its deadline; the link then
+        # drops and holds samples outside the schedule too — correctly flagged as replayed)
+        assert replayed["saf-1"] <= set(range(9, 26))
+        assert replayed["saf-2"] <= set(range(29, 41))
     assert stats.samples == 180
     assert stats.replayed_samples == sum(len(v) for v in replayed.values())
     states = [(s["state"], s.get("reason")) for s in _statuses(rec, "saf-1")]

@@ -296,11 +296,16 @@ async def test_device_that_never_acks_times_out_and_control_room_is_told(plant: 
             ),
             timeout_s=20,
         )
-    told = plant.rows(
-        "SELECT p.user_id, p.role FROM pushes p JOIN push_groups g USING (group_id)"
-        " WHERE g.kind = 'command_timeout'"
-    )
-    assert ("demo-control-room", "control_room") in told
+
+    def told() -> list[tuple[object, ...]]:
+        return plant.rows(
+            "SELECT p.user_id, p.role FROM pushes p JOIN push_groups g USING (group_id)"
+            " WHERE g.kind = 'command_timeout'"
+        )
+
+    # the push follows the timeout in its own step: wait for it rather than race it
+    await until(lambda: told(), timeout_s=10, what="control-room push")
+    assert ("demo-control-room", "control_room") in told()
 
 
 async def test_service_restart_mid_evacuation_keeps_state_and_tracks_commands(
