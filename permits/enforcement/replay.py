@@ -172,7 +172,10 @@ class ReplayEnforcement:
         if not unfit:
             self._recovery.clear()
             return
-        is_hot = lambda w: hot(pipeline, self.ctx.devices_of_worker(w))  # noqa: E731
+
+        def is_hot(worker_id: str) -> bool:
+            return hot(pipeline, self.ctx.devices_of_worker(worker_id))
+
         for worker_id in self._recovery.due(unfit, is_hot, now_ms):
             del unfit[worker_id]
             self._recovery.forget(worker_id)
