@@ -1,4 +1,4 @@
-"""`permitpulse replay`: format, determinism, batch-size independence, input errors."""
+"""`permitpulse replay`: alarms and actions, determinism, batch-size independence, bad input."""
 
 from __future__ import annotations
 
