@@ -86,7 +86,7 @@ def _package_commands() -> list[Callable[[Any], None]]:
     from api.auth.cli import register as users
     from api.devices_cli import register as devices
     from api.ops_cli import register as operations
-    from detectors.cli import register as replay
+    from api.replay_cli import register as replay
     from firmware_sim.cli import register as simulator
     from ingest.cli import register as ingest
     from permits.cli import register as permits

@@ -26,7 +26,7 @@ class ReplayInputError(DetectorError):
 
     Attributes:
         path: the file.
-        line: 1-based line (CSV) or list index (JSON), or 0 for the whole file.
+        line: 1-based line (CSV row, or where the JSON entry starts), 0 when unknown.
         reason: what is wrong.
     """
 

@@ -1,18 +1,21 @@
-"""Offline replay: telemetry CSV + workers/permits JSON → alarm (and action) JSON lines.
+"""Offline replay: telemetry CSV + workers/permits JSON → alarm and action JSON lines.
 
 The same `DetectorPipeline.process` the live ingest calls does the work; only the clock
-(the data's own timestamps) and the I/O (files) differ. Deterministic: the same input gives
-byte-identical output.
+(the data's own timestamps) and the I/O (files) differ. Actions come from an `ActionSource`
+the caller plugs in (the CLI composes the permits' rule engine; this package does not import
+it). Deterministic: the same input gives byte-identical output.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, NoReturn, Protocol
 
 import numpy as np
 import orjson
@@ -36,16 +39,22 @@ class Telemetry:
 
 
 class ActionSource(Protocol):
-    """The seam for the rule engine: alarm events in, actions (replay JSON dicts) out."""
+    """The seam for the rule engine: each alarm change in, the actions it causes out (replay
+    JSON dicts); after each batch, whatever the engine does between batches."""
 
-    def on_alarms(self, events: list[AlarmEvent], now_ms: int) -> list[dict[str, Any]]: ...
+    def on_alarm(self, event: AlarmEvent) -> list[dict[str, Any]]: ...
+
+    def after_batch(self, pipeline: DetectorPipeline, now_ms: int) -> None: ...
 
 
 class NoActions:
-    """Until the rule engine exists: no actions."""
+    """Alarms only: no rule engine."""
 
-    def on_alarms(self, events: list[AlarmEvent], now_ms: int) -> list[dict[str, Any]]:
+    def on_alarm(self, event: AlarmEvent) -> list[dict[str, Any]]:
         return []
+
+    def after_batch(self, pipeline: DetectorPipeline, now_ms: int) -> None:
+        return None
 
 
 def read_telemetry(path: Path) -> Telemetry:
@@ -90,55 +99,180 @@ def _csv_row(path: Path, line: int, row: list[str], index: dict[str, int]) -> tu
 
 
 def read_workers(path: Path) -> dict[str, WorkerProfile]:
-    """``[{"device_id","worker_id","age","acclimatized","resting_hr"}]`` → device → profile."""
+    """``[{"device_id","worker_id","age","acclimatized","resting_hr"}]`` → device → profile.
+
+    Raises:
+        ReplayInputError: with the entry's line and the field, for a malformed entry.
+    """
     out: dict[str, WorkerProfile] = {}
-    for i, w in enumerate(_json_list(path)):
-        try:
-            age = w.get("age")
-            rest = w.get("resting_hr")
-            out[str(w["device_id"])] = WorkerProfile(
-                worker_id=str(w["worker_id"]),
-                age=None if age is None else int(age),
-                acclimatized=bool(w.get("acclimatized", False)),
-                resting_hr=None if rest is None else float(rest),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ReplayInputError(str(path), i, f"bad worker entry: {exc!r}") from None
+    for i, (line, w) in enumerate(_json_list(path)):
+        f = _Fields(path, line, f"workers[{i}]", w, _WORKER_KEYS)
+        device = f.text("device_id")
+        if device in out:
+            f.fail("device_id", f"device {device!r} listed twice")
+        out[device] = WorkerProfile(
+            worker_id=f.text("worker_id"),
+            age=f.integer("age"),
+            acclimatized=f.flag("acclimatized"),
+            resting_hr=f.number("resting_hr", optional=True),
+        )
     return out
 
 
-def read_permits(path: Path) -> list[Geofence]:
-    """``[{"permit_id","type","level","devices","watcher_device","lat","lon","radius_m"}]``."""
+def read_permits(path: Path, *, permit_type: Callable[[str], str] | None = None) -> list[Geofence]:
+    """``[{"permit_id","type","level","devices","watcher_device","lat","lon","radius_m"}]``.
+
+    ``permit_type`` checks and normalises the ``type`` (the caller's vocabulary; it raises
+    ``ValueError`` for an unknown one).
+
+    Raises:
+        ReplayInputError: with the entry's line and the field, for a malformed entry.
+    """
     out: list[Geofence] = []
-    for i, p in enumerate(_json_list(path)):
-        try:
-            out.append(
-                Geofence(
-                    permit_id=str(p["permit_id"]),
-                    lat=float(p["lat"]),
-                    lon=float(p["lon"]),
-                    radius_m=float(p["radius_m"]),
-                    devices=tuple(str(d) for d in p.get("devices", [])),
-                    watcher_device=None
-                    if p.get("watcher_device") is None
-                    else str(p["watcher_device"]),
-                    type=str(p.get("type", "")),
-                    level=str(p.get("level", "")),
-                )
+    seen: set[str] = set()
+    for i, (line, p) in enumerate(_json_list(path)):
+        f = _Fields(path, line, f"permits[{i}]", p, _PERMIT_KEYS)
+        pid = f.text("permit_id")
+        if pid in seen:
+            f.fail("permit_id", f"permit {pid!r} listed twice")
+        seen.add(pid)
+        kind = f.text("type")
+        if permit_type is not None:
+            try:
+                kind = permit_type(kind)
+            except ValueError as exc:
+                f.fail("type", str(exc))
+        out.append(
+            Geofence(
+                permit_id=pid,
+                lat=f.number("lat", low=-90, high=90),
+                lon=f.number("lon", low=-180, high=180),
+                radius_m=f.number("radius_m", low=0, low_open=True),
+                devices=f.texts("devices"),
+                watcher_device=f.text("watcher_device", optional=True),
+                type=kind,
+                level=f.level("level"),
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ReplayInputError(str(path), i, f"bad permit entry: {exc!r}") from None
+        )
     return out
 
 
-def _json_list(path: Path) -> list[dict[str, Any]]:
+_WORKER_KEYS = frozenset({"device_id", "worker_id", "age", "acclimatized", "resting_hr"})
+_PERMIT_KEYS = frozenset(
+    {"permit_id", "type", "level", "devices", "watcher_device", "lat", "lon", "radius_m"}
+)
+
+
+class _Fields:
+    """Typed reads of one JSON entry; every error names the file, line, entry and field."""
+
+    def __init__(
+        self, path: Path, line: int, where: str, entry: dict[str, Any], keys: frozenset[str]
+    ) -> None:
+        self.path, self.line, self.where, self.entry = path, line, where, entry
+        unknown = sorted(set(entry) - keys)
+        if unknown:
+            self.fail(unknown[0], f"unknown field; known: {', '.join(sorted(keys))}")
+
+    def fail(self, key: str, reason: str) -> NoReturn:
+        raise ReplayInputError(str(self.path), self.line, f"{self.where}.{key}: {reason}")
+
+    def _get(self, key: str, optional: bool) -> Any:
+        value = self.entry.get(key)
+        if value is None and not optional:
+            self.fail(key, "missing" if key not in self.entry else "must not be null")
+        return value
+
+    def text(self, key: str, *, optional: bool = False) -> Any:
+        value = self._get(key, optional)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.fail(key, f"expected a non-empty string, got {value!r}")
+        return value
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        value = self.entry.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.fail(key, f"expected a list of device ids, got {value!r}")
+        return tuple(value)
+
+    def number(
+        self,
+        key: str,
+        *,
+        optional: bool = False,
+        low: float = -math.inf,
+        high: float = math.inf,
+        low_open: bool = False,
+    ) -> Any:
+        value = self._get(key, optional)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(key, f"expected a number, got {value!r}")
+        bad_low = value <= low if low_open else value < low
+        if bad_low or value > high or not math.isfinite(value):
+            self.fail(key, f"{value!r} out of range {'(' if low_open else '['}{low}, {high}]")
+        return float(value)
+
+    def integer(self, key: str) -> int | None:
+        value = self.entry.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 150:
+            self.fail(key, f"expected an age in years (1-149), got {value!r}")
+        return value
+
+    def flag(self, key: str) -> bool:
+        value = self.entry.get(key, False)
+        if not isinstance(value, bool):
+            self.fail(key, f"expected true or false, got {value!r}")
+        return value
+
+    def level(self, key: str) -> str:
+        value = self.entry.get(key)
+        if value is None:
+            return ""
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            self.fail(key, f"expected a string or an integer, got {value!r}")
+        return str(value)
+
+
+def _json_list(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """The objects of a JSON list file, each with the line it starts on."""
+    raw = path.read_bytes()
     try:
-        data = orjson.loads(path.read_bytes())
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ReplayInputError(str(path), 0, f"invalid JSON: {exc}") from None
-    if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
-        raise ReplayInputError(str(path), 0, "expected a JSON list of objects")
-    return data
+        raise ReplayInputError(str(path), exc.lineno, f"invalid JSON: {exc.msg}") from None
+    if not isinstance(data, list):
+        raise ReplayInputError(str(path), 1, "expected a JSON list of objects")
+    lines = _element_lines(raw.decode("utf-8"))
+    for i, x in enumerate(data):
+        if not isinstance(x, dict):
+            raise ReplayInputError(str(path), lines[i], f"entry {i}: expected an object")
+    return list(zip(lines, data, strict=True))
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def _element_lines(text: str) -> list[int]:
+    """The 1-based line on which each element of the top-level JSON list starts."""
+    decoder = json.JSONDecoder()
+    i = _WS.match(text, text.index("[") + 1).end()  # type: ignore[union-attr]
+    lines: list[int] = []
+    line, counted = 1, 0
+    while i < len(text) and text[i] != "]":
+        line += text.count("\n", counted, i)
+        counted = i
+        lines.append(line)
+        _, i = decoder.raw_decode(text, i)
+        i = _WS.match(text, i).end()  # type: ignore[union-attr]
+        if i < len(text) and text[i] == ",":
+            i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+    return lines
 
 
 def batches(tel: Telemetry, batch_ms: int) -> Iterator[tuple[SampleBatch, int]]:
@@ -166,16 +300,18 @@ def replay(
     actions: ActionSource | None = None,
     pipeline: DetectorPipeline | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Feed the recording through a pipeline; yield alarm and action records in order."""
+    """Feed the recording through a pipeline; yield alarm and action records in time order
+    (each alarm change followed by the actions it caused)."""
     p = pipeline or DetectorPipeline(settings)
     engine = actions or NoActions()
     for device, profile in sorted(workers.items()):
         p.assign(device, profile)
     p.set_permits(permits)
     for batch, now in batches(tel, batch_ms):
-        events = p.process(batch, now)
-        yield from (e.to_json() for e in events)
-        yield from engine.on_alarms(events, now)
+        for event in p.process(batch, now):
+            yield event.to_json()
+            yield from engine.on_alarm(event)
+        engine.after_batch(p, now)
 
 
 def write_jsonl(records: Iterator[dict[str, Any]], out: IO[bytes]) -> int:

@@ -33,17 +33,18 @@ from permits.enforcement.alarms import AlarmStore
 from permits.enforcement.commands import CommandRecord, CommandService
 from permits.enforcement.config import EnforcementSettings
 from permits.enforcement.context import LiveContext, SqlRecipients
-from permits.enforcement.engine import AlarmFacts, PermitFacts, evaluate_alarm, evaluate_permit
+from permits.enforcement.engine import PermitFacts, evaluate_alarm, evaluate_permit
 from permits.enforcement.evacuation import Evacuations
 from permits.enforcement.executor import Executor
+from permits.enforcement.facts import alarm_facts
 from permits.enforcement.pushes import Outbox, PushService
+from permits.enforcement.recovery import ReturnToWork, hot
 from permits.enforcement.rules import DEFAULT_RULES, RuleSet, Trigger, load
 from permits.service import PermitService
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_SHARD = "live"
-HEAT_KINDS = frozenset({"hr_sustained_high", "core_temp_high", "strain_high", "spo2_low"})
 
 
 class LiveSink(Protocol):
@@ -116,7 +117,7 @@ class Enforcement:
         )
         self.stats = EnforcementStats()
         self._lock = asyncio.Lock()  # one detector pass at a time (batches and ticks)
-        self._recovering: dict[str, int] = {}
+        self._recovery = ReturnToWork()
         self._stale = asyncio.Event()
         self._scope = TaskScope()
 
@@ -206,19 +207,7 @@ class Enforcement:
             )
 
     async def _on_alarms(self, events: list[AlarmEvent]) -> None:
-        facts = [
-            AlarmFacts(
-                ts_ms=e.ts_ms,
-                device_id=e.device_id,
-                worker_id=e.worker_id,
-                kind=e.kind.value,
-                severity=e.severity.label,
-                state=e.state.value,
-                value=e.value,
-            )
-            for e in events
-            if e.state.value in ("raised", "escalated", "cleared")
-        ]
+        facts = alarm_facts(events)
         self.stats.alarms += len(facts)
         rows = await self.alarms.record(facts)
         for row in rows:
@@ -293,28 +282,17 @@ class Enforcement:
         """Workers on rest are fit again after their heat and SpO2 alarms stayed clear for the
         decision's recovery time (SPEC §5 downgrade)."""
         if not self.ctx.snap.unfit:
-            self._recovering.clear()
+            self._recovery.clear()
             return
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT worker_id, coalesce(recover_min, 15) FROM worker_fitness WHERE NOT fit"
             )
-            rows = await cur.fetchall()
-        for worker_id, recover_min in rows:
-            devices = self.ctx.devices_of_worker(worker_id)
-            hot = any(
-                level > 0
-                for d in devices
-                if d in self.pipeline._slot
-                for kind, level in self.pipeline.levels(d).items()
-                if kind.value in HEAT_KINDS
-            ) or not any(d in self.pipeline._slot for d in devices)
-            if hot:
-                self._recovering.pop(worker_id, None)
-                continue
-            since = self._recovering.setdefault(worker_id, now_ms)
-            if now_ms - since >= recover_min * 60_000:
-                await self._declare_fit(worker_id)
+            unfit = {str(w): float(m) for w, m in await cur.fetchall()}
+        for worker_id in self._recovery.due(
+            unfit, lambda w: hot(self.pipeline, self.ctx.devices_of_worker(w)), now_ms
+        ):
+            await self._declare_fit(worker_id)
 
     async def _declare_fit(self, worker_id: str) -> None:
         async with self._pool.connection() as conn:
@@ -324,7 +302,7 @@ class Enforcement:
                 (worker_id,),
             )
         self.ctx.snap.unfit.pop(worker_id, None)
-        self._recovering.pop(worker_id, None)
+        self._recovery.forget(worker_id)
         self._live.publish_event({"type": "fitness", "worker_id": worker_id, "fit": True})
         log.info("worker %s recovered and fit again", worker_id)
 
