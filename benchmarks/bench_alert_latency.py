@@ -341,7 +341,9 @@ async def one_run(
     warmup_s: float,
     gap_s: float,
     tail_s: float,
+    profile: str | None = None,
 ) -> dict[str, Any]:
+    """One run of the whole benchmark on the given broker and (migrated, empty) database."""
     from pydantic import SecretStr
 
     from api.app import create_app
@@ -425,18 +427,38 @@ async def one_run(
         prefix="bg",
         seed=7,
     )
+    stages = _instrument(rt.enforcement)
     stats = rt.ingest.stats
     stored0, cpu0, wall0 = stats.samples_stored, time.process_time(), time.monotonic()
+    profiler = _profiler(profile)
     go.set()
+    t_go = time.time()
     load = asyncio.create_task(asyncio.to_thread(run_load, spec) if background else _none())
     seen = await asyncio.to_thread(out.get, True, duration + tail_s + 120)
     report = await load
     cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
+    stages["stop"]()
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
     proc.join(30)
     facts = await _decisions(rt)
     server.should_exit = True
     await task
-    result = analyse(seen, facts, permits, cfg)
+    result = analyse(seen, facts, cfg, stages["alarms"])
+    lag = stages["lag_ms"]
+    result["detector_lag_ms"] = {
+        "what": "wall clock − newest sample time of each batch the detectors took (ingest path)",
+        "batches": len(lag),
+        "p50": round(pct(lag, 0.5), 1),
+        "p99": round(pct(lag, 0.99), 1),
+        "max": round(max(lag), 1) if lag else None,
+        "timeline_5s_max": _timeline(stages["lag_at"], lag, t_go),
+    }
+    result["gc_pauses_ms"] = {
+        f"gen{g}": {"n": len(v), "max": round(max(v), 1) if v else None, "sum": round(sum(v))}
+        for g, v in stages["gc"].items()
+    }
     result["service"] = {
         "seed_s": round(seed_s, 1),
         "permits_active": len(activated),
@@ -452,6 +474,72 @@ async def one_run(
 
 async def _none() -> dict[str, Any]:
     return {}
+
+
+def _instrument(enf: Any) -> dict[str, Any]:
+    """Stage stamps inside the service: when each alarm reaches the rule engine, and how far
+    behind the wall clock each batch reaches the detectors (wrapping two bound methods)."""
+    alarms: dict[str, float] = {}
+    lag_ms: list[float] = []
+    lag_at: list[float] = []
+    on_alarms, process = enf._on_alarms, enf.pipeline.process
+
+    async def stamped_alarms(events: list[Any]) -> None:
+        t = time.time()
+        for e in events:
+            alarms.setdefault(f"{e.device_id}/{e.ts_ms}", t)
+        await on_alarms(events)
+
+    def stamped_process(batch: Any, now_ms: int) -> Any:
+        if len(batch):
+            t = time.time()
+            lag_ms.append(t * 1000 - float(batch.ts_ms.max()))
+            lag_at.append(t)
+        return process(batch, now_ms)
+
+    enf._on_alarms = stamped_alarms
+    enf.pipeline.process = stamped_process
+    gc_pauses, gc_stop = _gc_pauses()
+    return {"alarms": alarms, "lag_ms": lag_ms, "lag_at": lag_at, "gc": gc_pauses, "stop": gc_stop}
+
+
+def _gc_pauses() -> tuple[dict[int, list[float]], Any]:
+    """Garbage-collector pauses (ms) per generation, from now on until the returned function
+    is called."""
+    import gc
+
+    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses[info["generation"]].append(1000 * (time.perf_counter() - started[0]))
+
+    gc.callbacks.append(callback)
+    return pauses, lambda: gc.callbacks.remove(callback)
+
+
+def _timeline(at: list[float], values: list[float], t0: float, step: float = 5.0) -> list[float]:
+    """The largest value in each ``step``-second window from ``t0``."""
+    out: list[float] = []
+    for t, v in zip(at, values, strict=True):
+        k = max(0, int((t - t0) // step))
+        out += [0.0] * (k + 1 - len(out))
+        out[k] = max(out[k], round(v))
+    return out
+
+
+def _profiler(path: str | None) -> Any:
+    """cProfile of the service's event-loop thread while the load runs (``--profile``)."""
+    if path is None:
+        return None
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
 
 
 async def _decisions(rt: Any) -> dict[str, Any]:
@@ -476,7 +564,7 @@ async def _decisions(rt: Any) -> dict[str, Any]:
 
 
 def analyse(
-    seen: dict[str, Any], facts: dict[str, Any], permits: list[dict[str, Any]], cfg: dict[str, Any]
+    seen: dict[str, Any], facts: dict[str, Any], cfg: dict[str, Any], alarms: dict[str, float]
 ) -> dict[str, Any]:
     """Per incident: the decisive sample's publish time → command and push arrivals."""
     decisions = facts["decisions"]
@@ -490,7 +578,7 @@ def analyse(
     for user, group_id, _kind, t in seen["pushes"]:
         if user in cfg["supervisors"] and (dec := facts["groups"].get(group_id)) is not None:
             arrivals.setdefault(dec, {"command": [], "push": []})["push"].append((user, t))
-    lat: dict[str, list[float]] = {"command": [], "push": []}
+    lat: dict[str, list[float]] = {"command": [], "push": [], "to_rule_engine": []}
     per_incident, delivered, unmatched = [], 0, 0
     for inc in cfg["incidents"]:
         found = by_device.get(inc["device"])
@@ -507,6 +595,10 @@ def analyse(
             per_incident.append(row)
             continue
         got = arrivals.get(dec_id, {"command": [], "push": []})
+        key = f"{inc['device']}/{dec['alarm']['ts_ms']}"
+        engine_ms = 1000 * (alarms[key] - t_pub) if key in alarms else None
+        if engine_ms is not None:
+            lat["to_rule_engine"].append(engine_ms)
         cmd_ms = [1000 * (t - t_pub) for _, t in got["command"]]
         push_ms = [1000 * (t - t_pub) for _, t in got["push"]]
         lat["command"] += cmd_ms
@@ -517,12 +609,22 @@ def analyse(
         delivered += ok
         row |= {
             "detected_after_s": round(dec["alarm"]["ts_ms"] / 1000 - _first(seen, inc), 1),
+            "to_rule_engine_ms": round(engine_ms, 1) if engine_ms is not None else None,
             "command_ms": [round(x, 1) for x in sorted(cmd_ms)],
             "push_ms": [round(x, 1) for x in sorted(push_ms)],
             "delivered": ok,
         }
         per_incident.append(row)
     both = lat["command"] + lat["push"]
+
+    def summary(v: list[float]) -> dict[str, Any]:
+        return {
+            "n": len(v),
+            "p50_ms": round(pct(v, 0.5), 1),
+            "p99_ms": round(pct(v, 0.99), 1),
+            "max_ms": round(max(v), 1) if v else None,
+        }
+
     return {
         "p50_ms": round(pct(both, 0.5), 1),
         "p99_ms": round(pct(both, 0.99), 1),
@@ -533,15 +635,10 @@ def analyse(
         "injected": len(cfg["incidents"]),
         "delivered": delivered,
         "unmatched": unmatched,
-        "paths": {
-            k: {
-                "deliveries": len(v),
-                "p50_ms": round(pct(v, 0.5), 1),
-                "p99_ms": round(pct(v, 0.99), 1),
-                "max_ms": round(max(v), 1) if v else None,
-            }
-            for k, v in lat.items()
-        },
+        "paths": {"command": summary(lat["command"]), "push": summary(lat["push"])},
+        # A stage of both paths: decisive sample's publish → its alarm reaches the rule engine
+        # (MQTT, ingest, commit, detectors).
+        "publish_to_rule_engine": summary(lat["to_rule_engine"]),
         "incidents": per_incident,
     }
 
@@ -565,6 +662,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--warmup", type=float, default=20.0, help="seconds of load before incidents")
     p.add_argument("--gap", type=float, default=2.0, help="seconds between incidents")
     p.add_argument("--tail", type=float, default=30.0, help="most seconds to wait for stragglers")
+    p.add_argument("--profile", help="write a cProfile of the service's event loop here")
     args = p.parse_args(argv)
     import logging
     import tempfile
@@ -591,6 +689,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     warmup_s=args.warmup,
                     gap_s=args.gap,
                     tail_s=args.tail,
+                    profile=args.profile,
                 )
             )
     result = {

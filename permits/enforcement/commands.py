@@ -203,11 +203,13 @@ class CommandService:
 
     async def _dispatcher(self) -> None:
         while True:
+            # Cleared before the pass, not after: a command queued while a pass runs must
+            # wake the next pass at once, not wait for the tick.
+            self._wake.clear()
             try:
                 await self._dispatch_due()
             except (psycopg.Error, OSError) as exc:
                 log.warning("command dispatch failed (%s); retrying", exc)
-            self._wake.clear()
             try:
                 async with asyncio.timeout(self._s.dispatch_tick_s):
                     await self._wake.wait()

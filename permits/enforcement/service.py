@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -36,6 +37,7 @@ from permits.enforcement.context import LiveContext, SqlRecipients
 from permits.enforcement.engine import AlarmFacts, PermitFacts, evaluate_alarm, evaluate_permit
 from permits.enforcement.evacuation import Evacuations
 from permits.enforcement.executor import Executor
+from permits.enforcement.lanes import Lanes
 from permits.enforcement.pushes import Outbox, PushService
 from permits.enforcement.rules import DEFAULT_RULES, RuleSet, Trigger, load
 from permits.service import PermitService
@@ -44,6 +46,9 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_SHARD = "live"
 HEAT_KINDS = frozenset({"hr_sustained_high", "core_temp_high", "strain_high", "spo2_low"})
+#: Permit events that change none of the facts the engine reads (the engine's own alarm
+#: records): no re-read of permits, devices and fitness for them.
+RECORD_ONLY_EVENTS = frozenset({"alarm"})
 
 
 class LiveSink(Protocol):
@@ -114,6 +119,8 @@ class Enforcement:
             live=live,
             positions=live.positions,
         )
+        #: Decisions are carried out here, in order per permit, off the detectors' path.
+        self.lanes = Lanes()
         self.stats = EnforcementStats()
         self._lock = asyncio.Lock()  # one detector pass at a time (batches and ticks)
         self._recovering: dict[str, int] = {}
@@ -131,6 +138,7 @@ class Enforcement:
         try:
             await self._scope.enter(self.commands)
             await self._scope.enter(self.pushes)
+            await self._scope.enter(self.lanes)
             self._scope.start(self._ticker(), name="enforcement-tick")
             self._scope.start(self._permit_events(), name="enforcement-permit-events")
             self._scope.start(self._refresher(), name="enforcement-refresh")
@@ -232,17 +240,23 @@ class Enforcement:
         for fact in facts:
             for decision in evaluate_alarm(self.rules, fact, self.ctx):
                 self.stats.decisions += 1
-                await self.executor.execute(decision)
+                key = decision.permit_id or f"device:{fact.device_id}"
+                self.lanes.submit(key, functools.partial(self.executor.execute, decision))
             if fact.state != "cleared" and fact.severity in ("warning", "critical"):
                 for permit in self.ctx.permits_of(fact.device_id):
                     if permit.state == "active":
-                        with contextlib.suppress(Exception):
-                            await self._permits.record_alarm(
-                                permit_id=uuid.UUID(permit.permit_id),
-                                kind=fact.kind,
-                                severity=fact.severity,
-                                worker_id=fact.worker_id,
-                            )
+                        record = functools.partial(self._record_alarm, permit.permit_id, fact)
+                        self.lanes.submit(permit.permit_id, record)
+
+    async def _record_alarm(self, permit_id: str, fact: AlarmFacts) -> None:
+        """The alarm in the permit's trail and KPIs (after the permit's decisions)."""
+        with contextlib.suppress(Exception):
+            await self._permits.record_alarm(
+                permit_id=uuid.UUID(permit_id),
+                kind=fact.kind,
+                severity=fact.severity,
+                worker_id=fact.worker_id,
+            )
 
     async def _command_changed(self, record: CommandRecord) -> None:
         if record.action == "evacuate" and record.state in ("delivered", "done"):
@@ -345,7 +359,8 @@ class Enforcement:
         kind = event.get("kind")
         permit_id = str(event.get("permit_id"))
         before = self.ctx.snap.permits.get(permit_id)
-        await self.refresh()
+        if kind not in RECORD_ONLY_EVENTS:
+            await self.refresh()
         permit = self.ctx.snap.permits.get(permit_id) or before
         self._live.publish_event(
             {
@@ -363,7 +378,8 @@ class Enforcement:
             permit = PermitFacts(**{**_facts_dict(permit), "state": "expired"})
         for decision in evaluate_permit(self.rules, trigger, permit, self._clock_ms()):
             self.stats.decisions += 1
-            await self.executor.execute(decision, permit=permit)
+            job = functools.partial(self.executor.execute, decision, permit=permit)
+            self.lanes.submit(permit_id, job)
 
     async def _refresher(self) -> None:
         while True:

@@ -28,6 +28,6 @@ async def test_bench_alert_latency_tiny_load_delivers_every_incident(
         assert key in result
     assert result["injected"] == 2
     assert result["delivered"] == 2
-    assert result["paths"]["command"]["deliveries"] == 6  # 2 permits × (2 crew + watcher)
-    assert result["paths"]["push"]["deliveries"] == 4  # 2 incidents × 2 supervisors
+    assert result["paths"]["command"]["n"] == 6  # 2 permits × (2 crew + watcher)
+    assert result["paths"]["push"]["n"] == 4  # 2 incidents × 2 supervisors
     assert result["mqtt_rtt_samples"] > 0
