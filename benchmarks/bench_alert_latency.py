@@ -455,6 +455,17 @@ async def one_run(
         "max": round(max(lag), 1) if lag else None,
         "timeline_5s_max": _timeline(stages["lag_at"], lag, t_go),
     }
+    stalls, refreshes = stages["stalls_ms"], stages["refresh_ms"]
+    result["event_loop_stall_ms"] = {
+        "p50": round(pct(stalls, 0.5), 1),
+        "p99": round(pct(stalls, 0.99), 1),
+        "max": round(max(stalls), 1) if stalls else None,
+    }
+    result["context_refresh_ms"] = {
+        "n": len(refreshes),
+        "p50": round(pct(refreshes, 0.5), 1),
+        "max": round(max(refreshes), 1) if refreshes else None,
+    }
     result["gc_pauses_ms"] = {
         f"gen{g}": {"n": len(v), "max": round(max(v), 1) if v else None, "sum": round(sum(v))}
         for g, v in stages["gc"].items()
@@ -497,10 +508,42 @@ def _instrument(enf: Any) -> dict[str, Any]:
             lag_at.append(t)
         return process(batch, now_ms)
 
+    refresh_ms: list[float] = []
+    refresh = enf.refresh
+
+    async def timed_refresh() -> None:
+        t = time.perf_counter()
+        await refresh()
+        refresh_ms.append(1000 * (time.perf_counter() - t))
+
     enf._on_alarms = stamped_alarms
     enf.pipeline.process = stamped_process
+    enf.refresh = timed_refresh
     gc_pauses, gc_stop = _gc_pauses()
-    return {"alarms": alarms, "lag_ms": lag_ms, "lag_at": lag_at, "gc": gc_pauses, "stop": gc_stop}
+    stalls: list[float] = []
+    beat = asyncio.get_running_loop().create_task(_heartbeat(stalls))
+
+    def stop() -> None:
+        gc_stop()
+        beat.cancel()
+
+    return {
+        "alarms": alarms,
+        "lag_ms": lag_ms,
+        "lag_at": lag_at,
+        "gc": gc_pauses,
+        "refresh_ms": refresh_ms,
+        "stalls_ms": stalls,
+        "stop": stop,
+    }
+
+
+async def _heartbeat(stalls: list[float], period_s: float = 0.01) -> None:
+    """How late the service's event loop wakes a 10 ms sleeper (its responsiveness)."""
+    while True:
+        t = time.perf_counter()
+        await asyncio.sleep(period_s)
+        stalls.append(1000 * (time.perf_counter() - t - period_s))
 
 
 def _gc_pauses() -> tuple[dict[int, list[float]], Any]:
