@@ -442,6 +442,7 @@ async def one_run(
         profiler.disable()
         profiler.dump_stats(profile)
     proc.join(30)
+    pool_stats = rt.pool.get_stats()
     facts = await _decisions(rt)
     server.should_exit = True
     await task
@@ -477,6 +478,10 @@ async def one_run(
         "cpu_s": round(cpu_s, 1),
         "cpu_share": round(cpu_s / wall_s, 2),
         "enforcement": vars(rt.enforcement.stats),
+        "db_pool": {
+            k: pool_stats.get(k, 0)
+            for k in ("pool_max", "requests_num", "requests_queued", "requests_wait_ms")
+        },
     }
     result["background_load"] = {k: report.get(k) for k in ("devices", "messages", "acked")}
     result["background_load"]["late_ticks"] = report.get("late_ticks")
@@ -511,9 +516,9 @@ def _instrument(enf: Any) -> dict[str, Any]:
     refresh_ms: list[float] = []
     refresh = enf.refresh
 
-    async def timed_refresh() -> None:
+    async def timed_refresh(**kwargs: Any) -> None:
         t = time.perf_counter()
-        await refresh()
+        await refresh(**kwargs)
         refresh_ms.append(1000 * (time.perf_counter() - t))
 
     enf._on_alarms = stamped_alarms
@@ -622,6 +627,7 @@ def analyse(
         if user in cfg["supervisors"] and (dec := facts["groups"].get(group_id)) is not None:
             arrivals.setdefault(dec, {"command": [], "push": []})["push"].append((user, t))
     lat: dict[str, list[float]] = {"command": [], "push": [], "to_rule_engine": []}
+    after_engine: dict[str, list[float]] = {"command": [], "push": []}
     per_incident, delivered, unmatched = [], 0, 0
     for inc in cfg["incidents"]:
         found = by_device.get(inc["device"])
@@ -642,6 +648,8 @@ def analyse(
         engine_ms = 1000 * (alarms[key] - t_pub) if key in alarms else None
         if engine_ms is not None:
             lat["to_rule_engine"].append(engine_ms)
+            after_engine["command"] += [1000 * (t - t_pub) - engine_ms for _, t in got["command"]]
+            after_engine["push"] += [1000 * (t - t_pub) - engine_ms for _, t in got["push"]]
         cmd_ms = [1000 * (t - t_pub) for _, t in got["command"]]
         push_ms = [1000 * (t - t_pub) for _, t in got["push"]]
         lat["command"] += cmd_ms
@@ -682,6 +690,9 @@ def analyse(
         # A stage of both paths: decisive sample's publish → its alarm reaches the rule engine
         # (MQTT, ingest, commit, detectors).
         "publish_to_rule_engine": summary(lat["to_rule_engine"]),
+        # The other stage: the alarm at the rule engine → command at the device / push on
+        # the phone (decision stored and carried out, MQTT, WebSocket).
+        "rule_engine_to_delivery": {k: summary(v) for k, v in after_engine.items()},
         "incidents": per_incident,
     }
 

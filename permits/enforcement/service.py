@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -33,7 +33,7 @@ from ingest.wire import SampleBatch
 from permits.enforcement.alarms import AlarmStore
 from permits.enforcement.commands import CommandRecord, CommandService
 from permits.enforcement.config import EnforcementSettings
-from permits.enforcement.context import LiveContext, SqlRecipients
+from permits.enforcement.context import DeviceFacts, LiveContext, SqlRecipients
 from permits.enforcement.engine import AlarmFacts, PermitFacts, evaluate_alarm, evaluate_permit
 from permits.enforcement.evacuation import Evacuations
 from permits.enforcement.executor import Executor
@@ -177,21 +177,18 @@ class Enforcement:
             for k, v in self.pipeline.scores(device_id).items()
         }
 
-    async def refresh(self) -> None:
-        """Re-read permits, devices and fitness; tell the detectors and the live hub."""
-        snap = await self.ctx.refresh()
+    async def refresh(self, *, devices: bool = True) -> None:
+        """Re-read permits and fitness and, with ``devices``, the devices and who wears them;
+        tell the detectors and the live hub. Without ``devices`` (a permit changed) only the
+        permits' devices are touched: the cost follows the permits, not the fleet."""
+        before = self.ctx.snap
+        snap = await self.ctx.refresh(devices=devices)
+        if not devices and any(d not in snap.devices for d in snap.by_device):
+            devices = True  # a permit names a device not read yet: read them all
+            snap = await self.ctx.refresh(devices=True)
         async with self._lock:
-            for device in snap.devices.values():
-                profile = None
-                if device.worker_id is not None:
-                    profile = WorkerProfile(
-                        worker_id=device.worker_id,
-                        age=device.age,
-                        acclimatized=device.acclimatized,
-                        resting_hr=device.resting_hr,
-                    )
-                if self.pipeline.profiles.get(device.device_id) != profile:
-                    self.pipeline.assign(device.device_id, profile)
+            if devices:
+                self._assign_wearers(snap.devices.values())
             self.pipeline.set_permits(
                 Geofence(
                     permit_id=p.permit_id,
@@ -206,12 +203,27 @@ class Enforcement:
                 for p in snap.permits.values()
                 if p.state == "active" and p.lat is not None and p.lon is not None
             )
-        for device in snap.devices.values():
-            self._live.set_device_facts(
-                device.device_id,
-                site=device.site_id,
-                permits=[p.permit_id for p in snap.by_device.get(device.device_id, [])],
-            )
+        touched = snap.devices.keys() if devices else before.by_device.keys() | snap.by_device
+        for device_id in touched:
+            if (device := snap.devices.get(device_id)) is not None:
+                self._live.set_device_facts(
+                    device_id,
+                    site=device.site_id,
+                    permits=[p.permit_id for p in snap.by_device.get(device_id, [])],
+                )
+
+    def _assign_wearers(self, devices: Iterable[DeviceFacts]) -> None:
+        for device in devices:
+            profile = None
+            if device.worker_id is not None:
+                profile = WorkerProfile(
+                    worker_id=device.worker_id,
+                    age=device.age,
+                    acclimatized=device.acclimatized,
+                    resting_hr=device.resting_hr,
+                )
+            if self.pipeline.profiles.get(device.device_id) != profile:
+                self.pipeline.assign(device.device_id, profile)
 
     async def _on_alarms(self, events: list[AlarmEvent]) -> None:
         facts = [
@@ -360,7 +372,7 @@ class Enforcement:
         permit_id = str(event.get("permit_id"))
         before = self.ctx.snap.permits.get(permit_id)
         if kind not in RECORD_ONLY_EVENTS:
-            await self.refresh()
+            await self.refresh(devices=False)  # devices come and go through the refresher
         permit = self.ctx.snap.permits.get(permit_id) or before
         self._live.publish_event(
             {
