@@ -122,6 +122,38 @@ class CommandService:
         self._wake.set()
         return cmd_id
 
+    async def issue_many(
+        self,
+        *,
+        device_ids: list[str],
+        action: CommandAction | str,
+        params: dict[str, Any] | None = None,
+        decision_id: int | None = None,
+    ) -> list[uuid.UUID]:
+        """Queue the same command to several devices in one statement, then send them in one
+        dispatch pass (an evacuation reaches the last device as soon as the first)."""
+        if not device_ids:
+            return []
+        cmd_ids = [uuid.uuid4() for _ in device_ids]
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO device_commands (cmd_id, device_id, action, params, decision_id,"
+                " deadline_at, expires_at) SELECT c, d, %s, %s, %s,"
+                " now() + make_interval(secs => %s), now() + make_interval(secs => %s)"
+                " FROM unnest(%s::uuid[], %s::text[]) AS t(c, d)",
+                (
+                    str(action),
+                    orjson.dumps(params or {}).decode(),
+                    decision_id,
+                    self._s.command_deadline_s,
+                    self._s.command_expiry_s,
+                    cmd_ids,
+                    device_ids,
+                ),
+            )
+        self._wake.set()
+        return cmd_ids
+
     async def get(self, cmd_id: uuid.UUID) -> CommandRecord:
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(f"{_SELECT} WHERE cmd_id = %s", (cmd_id,))
