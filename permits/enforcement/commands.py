@@ -259,14 +259,20 @@ class CommandService:
             changed += [CommandRecord(**r) for r in await cur.fetchall()]
             if self._client is not None:
                 await cur.execute(_DUE)
-                for row in await cur.fetchall():
-                    await self._send(cur, row)
+                due = await cur.fetchall()
+                # Published together, each waiting for its own PUBACK: the last device of an
+                # evacuation does not wait for the broker's round trips to the others.
+                await asyncio.gather(*(self._send(row) for row in due))
+                if due:
+                    await cur.execute(
+                        _MARK_SENT, (self._s.command_retry_s, [row["cmd_id"] for row in due])
+                    )
         for record in changed:
             log.warning("command %s %s", record.cmd_id, record.state)
             if self._on_change is not None:
                 await self._on_change(record)
 
-    async def _send(self, cur: psycopg.AsyncCursor[Any], row: dict[str, Any]) -> None:
+    async def _send(self, row: dict[str, Any]) -> None:
         mqtt = self._client
         assert mqtt is not None
         command = Command(
@@ -278,10 +284,6 @@ class CommandService:
         )
         topic = topics.device_topic(self._mqtt.topic_root, row["site_id"], row["device_id"], "cmd")
         await mqtt.publish(topic, command.encode(), qos=1)
-        await cur.execute(
-            _MARK_SENT,
-            (self._s.command_retry_s, row["cmd_id"]),
-        )
 
 
 _COLUMNS = "cmd_id, device_id, action, params, state, attempts, decision_id, detail"
@@ -330,5 +332,5 @@ UPDATE device_commands
        sent_at = coalesce(sent_at, now()),
        state = CASE WHEN state = 'queued' THEN 'sent' ELSE state END,
        next_try_at = now() + make_interval(secs => %s)
- WHERE cmd_id = %s
+ WHERE cmd_id = ANY(%s)
 """
