@@ -4,6 +4,7 @@ ingest and, in the demo, the simulated fleet — all with one structured lifetim
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from contextlib import AsyncExitStack
@@ -148,6 +149,12 @@ class Runtime:
             )
         )
         await self._ingest.wait_subscribed(timeout_s=30)
+        # What start-up built (modules, compiled kernels, settings, schemas) lives as long as
+        # the process: frozen out of the collector's reach, so that a full collection under
+        # load walks only the objects made since (measured: 280 ms pauses before, on 2 cores).
+        gc.collect()
+        gc.freeze()
+        self._stack.callback(gc.unfreeze)
         tasks = await enter(TaskScope())
         if scenario is not None:
             self.demo_site = s.simulator.site or scenario.site.id

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import multiprocessing as mp
 import os
@@ -41,6 +40,8 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._service import fresh_database, pct, private_services, serve
 
 SITES = 5
 SECRET = "bench-fanout-signing-key-0123456789abcdefghij"
@@ -132,51 +133,20 @@ async def _clients(
     }
 
 
-def _pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
-
-
 def _summary(per_client: list[list[float]]) -> dict[str, Any]:
     flat = [x for c in per_client for x in c]
-    p99s = [_pct(c, 0.99) for c in per_client]
+    p99s = [pct(c, 0.99) for c in per_client]
     return {
         "clients": len(per_client),
         "messages": len(flat),
-        "p50": round(_pct(flat, 0.5), 1),
-        "p99": round(_pct(flat, 0.99), 1),
-        "per_client_p99_median": round(_pct(p99s, 0.5), 1),
+        "p50": round(pct(flat, 0.5), 1),
+        "p99": round(pct(flat, 0.99), 1),
+        "per_client_p99_median": round(pct(p99s, 0.5), 1),
         "per_client_p99_max": round(max(p99s), 1) if p99s else None,
     }
 
 
 # -- one run --------------------------------------------------------------------------------------
-
-
-async def _serve(app: Any, settings: Any) -> tuple[Any, asyncio.Task[None], str]:
-    """Serve as `permitpulse serve` does (same WebSocket options)."""
-    import uvicorn
-
-    from api.embedded import free_port
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            ws_max_size=settings.api.max_body_bytes,
-            ws_per_message_deflate=settings.api.ws_compression,
-        )
-    )
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
-    return server, task, f"127.0.0.1:{port}"
 
 
 async def _storm(rt: Any, users: list[str], sites: list[str], stop: asyncio.Event) -> int:
@@ -232,7 +202,7 @@ async def one_run(
         "supervisor": [token(u, Role.SUPERVISOR) for u in sup_users] if clients else [],
     }
     app = create_app(settings)
-    server, task, host = await _serve(app, settings)
+    server, task, host = await serve(app, settings)
     rt = app.state.runtime
     ctx = mp.get_context("spawn")
     ready, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
@@ -319,30 +289,18 @@ def main() -> None:
     p.add_argument("--ticks", type=int, default=12, help="samples per device in each run")
     p.add_argument("--live-rate", type=float, default=1.0, help="rate_hz of the live clients")
     args = p.parse_args()
-    from api.storage import migrate
-    from tests import services
-
-    bindir = services.find_pg_bindir()
-    mosquitto = "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    if bindir is None or mosquitto is None:
-        print(orjson.dumps({"error": "needs PostgreSQL and Mosquitto binaries"}).decode())
-        return
     import logging
     import tempfile
 
     logging.basicConfig(level=logging.WARNING)
-    pg = services.PrivatePostgres(bindir)
-    broker = services.Mosquitto(mosquitto)
-    pg.start()
-    broker.start()
     runs: dict[str, Any] = {}
-    try:
+    with private_services() as found:
+        if found is None:
+            print(orjson.dumps({"error": "needs PostgreSQL and Mosquitto binaries"}).decode())
+            return
+        pg, broker = found
         for name, clients in (("baseline", False), ("candidate", True)):
-            db = f"bf_{uuid.uuid4().hex[:8]}"
-            services.create_database(pg.url, db)
-            url = services.database_url(pg.url, db)
-            migrate(url)
-            with tempfile.TemporaryDirectory() as tmp:
+            with fresh_database(pg.url, "bf") as url, tempfile.TemporaryDirectory() as tmp:
                 runs[name] = asyncio.run(
                     one_run(
                         mqtt_url=broker.url,
@@ -354,12 +312,6 @@ def main() -> None:
                         live_rate_hz=args.live_rate,
                     )
                 )
-            services.drop_database(pg.url, db)
-    finally:
-        if os.environ.get("PP_BENCH_BROKER_LOG"):
-            print((broker.dir / "mosquitto.log").read_text()[-6000:], file=sys.stderr)
-        broker.close()
-        pg.close()
     base = runs["baseline"]["samples_per_s"]
     cand = runs["candidate"]["samples_per_s"]
     lag = runs["candidate"]["clients"]["lag_ms"]

@@ -79,6 +79,8 @@ class DetectorPipeline:
         self.capacity = 0
         self.profiles: dict[str, WorkerProfile] = {}
         self.fences: list[Geofence] = []
+        #: Each device's role on the permits and its permit's circle (from ``fences``).
+        self._roles: dict[str, tuple[int, tuple[float, float, float]]] = {}
         self.book = AlarmBook()
         #: Output buffers per part of a batch (one part unless split for threads).
         self._events = [EventBuffer()]
@@ -113,13 +115,7 @@ class DetectorPipeline:
         profile = self.profiles.get(device_id)
         for d in self.detectors:
             d.configure(s, profile)
-        role, fence = ROLE_NONE, None
-        for f in self.fences:
-            if device_id == f.watcher_device:
-                role, fence = ROLE_WATCHER, (f.lat, f.lon, f.radius_m)
-                break
-            if device_id in f.devices and role == ROLE_NONE:
-                role, fence = ROLE_WORKER, (f.lat, f.lon, f.radius_m)
+        role, fence = self._roles.get(device_id, (ROLE_NONE, None))
         self.presence.set_role(s, role, fence)
 
     def assign(self, device_id: str, profile: WorkerProfile | None) -> None:
@@ -132,13 +128,35 @@ class DetectorPipeline:
             self._configure(device_id)
 
     def set_permits(self, fences: Iterable[Geofence]) -> None:
-        """The active permits' geofences, watchers and devices (replaces the previous set)."""
-        self.fences = list(fences)
-        for device_id in self.devices:
-            self._configure(device_id)
+        """The active permits' geofences, watchers and devices (replaces the previous set).
+
+        Incremental: only devices whose role or circle changed are touched, so a permit change
+        costs the permits' devices, not the whole fleet.
+        """
+        before = self._roles
+        self._set_fences(fences)
+        for device_id in before.keys() | self._roles.keys():
+            now = self._roles.get(device_id)
+            if now != before.get(device_id) and (s := self._slot.get(device_id)) is not None:
+                role, fence = now or (ROLE_NONE, None)
+                self.presence.set_role(s, role, fence)
         for f in self.fences:
             for device_id in (*f.devices, *([f.watcher_device] if f.watcher_device else [])):
                 self.slot(device_id)  # a device on a permit is watched even before it speaks
+
+    def _set_fences(self, fences: Iterable[Geofence]) -> None:
+        """Store the fences and each device's role: a watcher of any permit is a watcher (of
+        the first such permit), otherwise a worker of the first permit naming it."""
+        self.fences = list(fences)
+        roles: dict[str, tuple[int, tuple[float, float, float]]] = {}
+        for f in self.fences:
+            circle = (f.lat, f.lon, f.radius_m)
+            for device_id in f.devices:
+                roles.setdefault(device_id, (ROLE_WORKER, circle))
+        for f in reversed(self.fences):  # the first permit a device watches wins
+            if f.watcher_device:
+                roles[f.watcher_device] = (ROLE_WATCHER, (f.lat, f.lon, f.radius_m))
+        self._roles = roles
 
     def worker_of(self, device_id: str) -> str | None:
         p = self.profiles.get(device_id)
@@ -333,10 +351,10 @@ class DetectorPipeline:
         fresh.profiles = {
             d: WorkerProfile(w, a, bool(acc), r) for d, (w, a, acc, r) in meta["profiles"].items()
         }
-        fresh.fences = [
+        fresh._set_fences(
             Geofence(p, lat, lon, r, tuple(devs), watcher)
             for p, lat, lon, r, devs, watcher in meta["fences"]
-        ]
+        )
         for device in devices:
             fresh.slot(device)
         n = len(devices)

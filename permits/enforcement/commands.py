@@ -122,6 +122,38 @@ class CommandService:
         self._wake.set()
         return cmd_id
 
+    async def issue_many(
+        self,
+        *,
+        device_ids: list[str],
+        action: CommandAction | str,
+        params: dict[str, Any] | None = None,
+        decision_id: int | None = None,
+    ) -> list[uuid.UUID]:
+        """Queue the same command to several devices in one statement, then send them in one
+        dispatch pass (an evacuation reaches the last device as soon as the first)."""
+        if not device_ids:
+            return []
+        cmd_ids = [uuid.uuid4() for _ in device_ids]
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO device_commands (cmd_id, device_id, action, params, decision_id,"
+                " deadline_at, expires_at) SELECT c, d, %s, %s, %s,"
+                " now() + make_interval(secs => %s), now() + make_interval(secs => %s)"
+                " FROM unnest(%s::uuid[], %s::text[]) AS t(c, d)",
+                (
+                    str(action),
+                    orjson.dumps(params or {}).decode(),
+                    decision_id,
+                    self._s.command_deadline_s,
+                    self._s.command_expiry_s,
+                    cmd_ids,
+                    device_ids,
+                ),
+            )
+        self._wake.set()
+        return cmd_ids
+
     async def get(self, cmd_id: uuid.UUID) -> CommandRecord:
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(f"{_SELECT} WHERE cmd_id = %s", (cmd_id,))
@@ -203,11 +235,13 @@ class CommandService:
 
     async def _dispatcher(self) -> None:
         while True:
+            # Cleared before the pass, not after: a command queued while a pass runs must
+            # wake the next pass at once, not wait for the tick.
+            self._wake.clear()
             try:
                 await self._dispatch_due()
             except (psycopg.Error, OSError) as exc:
                 log.warning("command dispatch failed (%s); retrying", exc)
-            self._wake.clear()
             try:
                 async with asyncio.timeout(self._s.dispatch_tick_s):
                     await self._wake.wait()
@@ -225,14 +259,20 @@ class CommandService:
             changed += [CommandRecord(**r) for r in await cur.fetchall()]
             if self._client is not None:
                 await cur.execute(_DUE)
-                for row in await cur.fetchall():
-                    await self._send(cur, row)
+                due = await cur.fetchall()
+                # Published together, each waiting for its own PUBACK: the last device of an
+                # evacuation does not wait for the broker's round trips to the others.
+                await asyncio.gather(*(self._send(row) for row in due))
+                if due:
+                    await cur.execute(
+                        _MARK_SENT, (self._s.command_retry_s, [row["cmd_id"] for row in due])
+                    )
         for record in changed:
             log.warning("command %s %s", record.cmd_id, record.state)
             if self._on_change is not None:
                 await self._on_change(record)
 
-    async def _send(self, cur: psycopg.AsyncCursor[Any], row: dict[str, Any]) -> None:
+    async def _send(self, row: dict[str, Any]) -> None:
         mqtt = self._client
         assert mqtt is not None
         command = Command(
@@ -244,10 +284,6 @@ class CommandService:
         )
         topic = topics.device_topic(self._mqtt.topic_root, row["site_id"], row["device_id"], "cmd")
         await mqtt.publish(topic, command.encode(), qos=1)
-        await cur.execute(
-            _MARK_SENT,
-            (self._s.command_retry_s, row["cmd_id"]),
-        )
 
 
 _COLUMNS = "cmd_id, device_id, action, params, state, attempts, decision_id, detail"
@@ -296,5 +332,5 @@ UPDATE device_commands
        sent_at = coalesce(sent_at, now()),
        state = CASE WHEN state = 'queued' THEN 'sent' ELSE state END,
        next_try_at = now() + make_interval(secs => %s)
- WHERE cmd_id = %s
+ WHERE cmd_id = ANY(%s)
 """

@@ -49,8 +49,9 @@ class LiveContext:
         self._radius = work_area_radius_m
         self.snap = Snapshot()
 
-    async def refresh(self) -> Snapshot:
-        """Read permits, devices and fitness again."""
+    async def refresh(self, *, devices: bool = True) -> Snapshot:
+        """Read permits and fitness again, and the devices too unless ``devices`` is False
+        (then the previous read of the devices is kept)."""
         snap = Snapshot()
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(_PERMITS, (list(LIVE_STATES),))
@@ -60,9 +61,12 @@ class LiveContext:
                 snap.permit_sites[facts.permit_id] = row["site_id"]
                 for device in facts.all_devices:
                     snap.by_device.setdefault(device, []).append(facts)
-            await cur.execute(_DEVICES)
-            for row in await cur.fetchall():
-                snap.devices[row["device_id"]] = DeviceFacts(**row)
+            if devices:
+                await cur.execute(_DEVICES)
+                for row in await cur.fetchall():
+                    snap.devices[row["device_id"]] = DeviceFacts(**row)
+            else:
+                snap.devices = self.snap.devices
             await cur.execute("SELECT worker_id, reason FROM worker_fitness WHERE NOT fit")
             snap.unfit = {r["worker_id"]: r["reason"] for r in await cur.fetchall()}
         self.snap = snap

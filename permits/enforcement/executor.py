@@ -190,15 +190,16 @@ class Executor:
                 near = distance_m(centre[0], centre[1], lat, lon) <= action.radius_m
                 if near and device not in devices:
                     devices.append(device)
-        people: list[tuple[str, str | None, uuid.UUID | None]] = []
-        for device in devices:
-            cmd_id = await self._commands.issue(
-                device_id=device,
-                action=CommandAction.EVACUATE,
-                params={"reason": d.reason, "permit_id": d.permit_id},
-                decision_id=decision_id,
-            )
-            people.append((device, self._ctx.worker_of(device), cmd_id))
+        cmd_ids = await self._commands.issue_many(
+            device_ids=devices,
+            action=CommandAction.EVACUATE,
+            params={"reason": d.reason, "permit_id": d.permit_id},
+            decision_id=decision_id,
+        )
+        people: list[tuple[str, str | None, uuid.UUID | None]] = [
+            (device, self._ctx.worker_of(device), cmd_id)
+            for device, cmd_id in zip(devices, cmd_ids, strict=True)
+        ]
         radius = permit.radius_m if permit and permit.radius_m else max(action.radius_m, 50.0)
         async with self._pool.connection() as conn, conn.transaction():
             evac_id, new = await self._evacuations.start(

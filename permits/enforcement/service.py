@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -32,11 +33,12 @@ from ingest.wire import SampleBatch
 from permits.enforcement.alarms import AlarmStore
 from permits.enforcement.commands import CommandRecord, CommandService
 from permits.enforcement.config import EnforcementSettings
-from permits.enforcement.context import LiveContext, SqlRecipients
-from permits.enforcement.engine import PermitFacts, evaluate_alarm, evaluate_permit
+from permits.enforcement.context import DeviceFacts, LiveContext, SqlRecipients
+from permits.enforcement.engine import AlarmFacts, PermitFacts, evaluate_alarm, evaluate_permit
 from permits.enforcement.evacuation import Evacuations
 from permits.enforcement.executor import Executor
 from permits.enforcement.facts import alarm_facts
+from permits.enforcement.lanes import Lanes
 from permits.enforcement.pushes import Outbox, PushService
 from permits.enforcement.recovery import ReturnToWork, hot
 from permits.enforcement.rules import DEFAULT_RULES, RuleSet, Trigger, load
@@ -45,6 +47,9 @@ from permits.service import PermitService
 log = logging.getLogger(__name__)
 
 SNAPSHOT_SHARD = "live"
+#: Permit events that change none of the facts the engine reads (the engine's own alarm
+#: records): no re-read of permits, devices and fitness for them.
+RECORD_ONLY_EVENTS = frozenset({"alarm"})
 
 
 class LiveSink(Protocol):
@@ -115,6 +120,8 @@ class Enforcement:
             live=live,
             positions=live.positions,
         )
+        #: Decisions are carried out here, in order per permit, off the detectors' path.
+        self.lanes = Lanes()
         self.stats = EnforcementStats()
         self._lock = asyncio.Lock()  # one detector pass at a time (batches and ticks)
         self._recovery = ReturnToWork()
@@ -132,6 +139,7 @@ class Enforcement:
         try:
             await self._scope.enter(self.commands)
             await self._scope.enter(self.pushes)
+            await self._scope.enter(self.lanes)
             self._scope.start(self._ticker(), name="enforcement-tick")
             self._scope.start(self._permit_events(), name="enforcement-permit-events")
             self._scope.start(self._refresher(), name="enforcement-refresh")
@@ -170,21 +178,18 @@ class Enforcement:
             for k, v in self.pipeline.scores(device_id).items()
         }
 
-    async def refresh(self) -> None:
-        """Re-read permits, devices and fitness; tell the detectors and the live hub."""
-        snap = await self.ctx.refresh()
+    async def refresh(self, *, devices: bool = True) -> None:
+        """Re-read permits and fitness and, with ``devices``, the devices and who wears them;
+        tell the detectors and the live hub. Without ``devices`` (a permit changed) only the
+        permits' devices are touched: the cost follows the permits, not the fleet."""
+        before = self.ctx.snap
+        snap = await self.ctx.refresh(devices=devices)
+        if not devices and any(d not in snap.devices for d in snap.by_device):
+            devices = True  # a permit names a device not read yet: read them all
+            snap = await self.ctx.refresh(devices=True)
         async with self._lock:
-            for device in snap.devices.values():
-                profile = None
-                if device.worker_id is not None:
-                    profile = WorkerProfile(
-                        worker_id=device.worker_id,
-                        age=device.age,
-                        acclimatized=device.acclimatized,
-                        resting_hr=device.resting_hr,
-                    )
-                if self.pipeline.profiles.get(device.device_id) != profile:
-                    self.pipeline.assign(device.device_id, profile)
+            if devices:
+                self._assign_wearers(snap.devices.values())
             self.pipeline.set_permits(
                 Geofence(
                     permit_id=p.permit_id,
@@ -199,12 +204,27 @@ class Enforcement:
                 for p in snap.permits.values()
                 if p.state == "active" and p.lat is not None and p.lon is not None
             )
-        for device in snap.devices.values():
-            self._live.set_device_facts(
-                device.device_id,
-                site=device.site_id,
-                permits=[p.permit_id for p in snap.by_device.get(device.device_id, [])],
-            )
+        touched = snap.devices.keys() if devices else before.by_device.keys() | snap.by_device
+        for device_id in touched:
+            if (device := snap.devices.get(device_id)) is not None:
+                self._live.set_device_facts(
+                    device_id,
+                    site=device.site_id,
+                    permits=[p.permit_id for p in snap.by_device.get(device_id, [])],
+                )
+
+    def _assign_wearers(self, devices: Iterable[DeviceFacts]) -> None:
+        for device in devices:
+            profile = None
+            if device.worker_id is not None:
+                profile = WorkerProfile(
+                    worker_id=device.worker_id,
+                    age=device.age,
+                    acclimatized=device.acclimatized,
+                    resting_hr=device.resting_hr,
+                )
+            if self.pipeline.profiles.get(device.device_id) != profile:
+                self.pipeline.assign(device.device_id, profile)
 
     async def _on_alarms(self, events: list[AlarmEvent]) -> None:
         facts = alarm_facts(events)
@@ -221,17 +241,23 @@ class Enforcement:
         for fact in facts:
             for decision in evaluate_alarm(self.rules, fact, self.ctx):
                 self.stats.decisions += 1
-                await self.executor.execute(decision)
+                key = decision.permit_id or f"device:{fact.device_id}"
+                self.lanes.submit(key, functools.partial(self.executor.execute, decision))
             if fact.state != "cleared" and fact.severity in ("warning", "critical"):
                 for permit in self.ctx.permits_of(fact.device_id):
                     if permit.state == "active":
-                        with contextlib.suppress(Exception):
-                            await self._permits.record_alarm(
-                                permit_id=uuid.UUID(permit.permit_id),
-                                kind=fact.kind,
-                                severity=fact.severity,
-                                worker_id=fact.worker_id,
-                            )
+                        record = functools.partial(self._record_alarm, permit.permit_id, fact)
+                        self.lanes.submit(permit.permit_id, record)
+
+    async def _record_alarm(self, permit_id: str, fact: AlarmFacts) -> None:
+        """The alarm in the permit's trail and KPIs (after the permit's decisions)."""
+        with contextlib.suppress(Exception):
+            await self._permits.record_alarm(
+                permit_id=uuid.UUID(permit_id),
+                kind=fact.kind,
+                severity=fact.severity,
+                worker_id=fact.worker_id,
+            )
 
     async def _command_changed(self, record: CommandRecord) -> None:
         if record.action == "evacuate" and record.state in ("delivered", "done"):
@@ -323,7 +349,8 @@ class Enforcement:
         kind = event.get("kind")
         permit_id = str(event.get("permit_id"))
         before = self.ctx.snap.permits.get(permit_id)
-        await self.refresh()
+        if kind not in RECORD_ONLY_EVENTS:
+            await self.refresh(devices=False)  # devices come and go through the refresher
         permit = self.ctx.snap.permits.get(permit_id) or before
         self._live.publish_event(
             {
@@ -341,7 +368,8 @@ class Enforcement:
             permit = PermitFacts(**{**_facts_dict(permit), "state": "expired"})
         for decision in evaluate_permit(self.rules, trigger, permit, self._clock_ms()):
             self.stats.decisions += 1
-            await self.executor.execute(decision, permit=permit)
+            job = functools.partial(self.executor.execute, decision, permit=permit)
+            self.lanes.submit(permit_id, job)
 
     async def _refresher(self) -> None:
         while True:

@@ -127,6 +127,29 @@ async def test_command_acknowledged_by_device_goes_queued_sent_delivered_done(
     assert events(settings.database.url, cmd_id) == ["queued", "sent", "delivered", "done"]
 
 
+async def test_issue_many_queues_one_command_per_device_and_each_is_done(
+    settings: Settings,
+) -> None:
+    """One statement queues the command for every device; each goes its own lifecycle."""
+    assert settings.database.url
+    for device in ("m1", "m2", "m3"):
+        add_device(settings.database.url, device)
+    async with (
+        service(settings, FAST) as svc,
+        fake_device(settings, "m1"),
+        fake_device(settings, "m2"),
+        fake_device(settings, "m3"),
+    ):
+        await svc.wait_connected()
+        ids = await svc.issue_many(
+            device_ids=["m1", "m2", "m3"], action="evacuate", params={"reason": "drill"}
+        )
+        records = [await wait_state(svc, cmd_id, "done") for cmd_id in ids]
+    assert [r.device_id for r in records] == ["m1", "m2", "m3"]
+    assert all(r.params == {"reason": "drill"} and r.action == "evacuate" for r in records)
+    assert len(set(ids)) == 3
+
+
 async def test_command_never_acknowledged_is_retried_then_times_out_and_is_reported(
     settings: Settings,
 ) -> None:
