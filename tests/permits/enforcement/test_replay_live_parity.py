@@ -64,6 +64,7 @@ async def test_replay_and_live_service_store_the_same_decisions(plant: Plant) ->
         )
         replay.on_alarm(event)
         await live._on_alarms([event])
+        await live.lanes.wait_idle()  # decisions are carried out in the permit's lane
         await live.refresh()  # what the permit-event listener does after a transition
     stored = plant.rows(
         "SELECT rule_id, permit_id::text, device_ids, worker_id, facts"
