@@ -18,10 +18,19 @@ from ingest.config import IngestSettings
 from ingest.errors import DecodeError
 from ingest.topics import device_topic, gateway_topic
 from ingest.wire import HEADER, MAGIC, RECORD_DTYPE, Sample, decode, encode_binary, encode_json
-from tests.factories import now_ms, samples
+from tests.factories import now_ms
+from tests.factories import samples as _samples
 
 ROOT = "pp/v1"
-NOW = now_ms()
+NOW = now_ms()  # the batches' clock: fixed, so a long test session never ages the samples
+
+
+def samples(device: str, n: int, **kw: Any) -> list[Sample]:
+    """``n`` plausible 1 Hz samples of ``device`` ending at ``NOW``."""
+    kw.setdefault("start_ms", NOW - n * 1000)
+    return _samples(device, n, **kw)
+
+
 LINK = Link(cast(aiomqtt.Client, None), 1)
 
 
