@@ -6,6 +6,10 @@ import time
 
 from ingest.wire import Sample
 
+#: HTTP client timeout in tests: generous, because a loaded 2-core machine can take seconds
+#: to hash a password (argon2 is slow on purpose); no test measures time with it.
+HTTP_TIMEOUT_S = 30.0
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000

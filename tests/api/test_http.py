@@ -12,7 +12,7 @@ from api.settings import Settings
 from ingest.mqtt import client
 from ingest.topics import device_topic
 from ingest.wire import encode_binary
-from tests.factories import samples
+from tests.factories import HTTP_TIMEOUT_S, samples
 
 
 async def _publish(settings: Settings, device: str, n: int) -> list[int]:
@@ -36,7 +36,7 @@ async def _until_latest(http: httpx.AsyncClient, device: str) -> httpx.Response:
 
 async def test_healthz_reports_broker_database_and_storage_form(live_app: str) -> None:
     """A healthy service says ok and how telemetry is stored."""
-    async with httpx.AsyncClient(base_url=live_app) as http:
+    async with httpx.AsyncClient(base_url=live_app, timeout=HTTP_TIMEOUT_S) as http:
         r = await http.get("/healthz")
     assert r.status_code == 200
     body = r.json()
@@ -137,7 +137,7 @@ async def test_invalid_requests_get_4xx_with_detail_and_code(
 
 async def test_openapi_schema_is_served(live_app: str) -> None:
     """`/docs` and the OpenAPI schema describe the API."""
-    async with httpx.AsyncClient(base_url=live_app) as http:
+    async with httpx.AsyncClient(base_url=live_app, timeout=HTTP_TIMEOUT_S) as http:
         schema = (await http.get("/openapi.json")).json()
         docs = await http.get("/docs")
     assert "/api/v1/telemetry" in schema["paths"]

@@ -10,7 +10,7 @@ from api.settings import Settings
 from ingest.mqtt import client
 from ingest.topics import device_topic
 from ingest.wire import encode_binary
-from tests.factories import samples
+from tests.factories import HTTP_TIMEOUT_S, samples
 
 
 async def test_metrics_serves_ingest_counters_in_prometheus_text(
@@ -38,7 +38,7 @@ async def test_metrics_serves_ingest_counters_in_prometheus_text(
 
 async def test_healthz_reports_ingest_running_and_counts(live_app: str) -> None:
     """The ingest's state is part of health: running, writes ok, nothing unacknowledged."""
-    async with httpx.AsyncClient(base_url=live_app) as http:
+    async with httpx.AsyncClient(base_url=live_app, timeout=HTTP_TIMEOUT_S) as http:
         body = (await http.get("/healthz")).json()
     ingest = body["ingest"]
     assert ingest["running"] is True

@@ -18,6 +18,7 @@ from api.page_routes import STATIC_DIR
 from api.settings import Settings
 from tests.browser.demo_data import DemoSite, seed
 from tests.conftest import serve_app
+from tests.factories import HTTP_TIMEOUT_S
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ async def test_page_and_assets_load_without_login_and_name_no_other_origin(
     """`/` and every asset it loads answer 200 anonymously; nothing points off-site; the CSP
     allows this origin only."""
     url, _ = site_app
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT_S) as http:
         page = await http.get("/")
         assert page.status_code == 200
         assert "default-src 'self'" in page.headers["content-security-policy"]
@@ -55,7 +56,7 @@ async def test_sites_lists_only_the_callers_sites_with_time_zone(
 ) -> None:
     """A user of one site sees that site (and its zone); a user of another sees none of it."""
     url, demo = site_app
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT_S) as http:
         mine = await http.get(
             "/api/v1/sites", headers=auth_headers(Role.SUPERVISOR, sites=[demo.site_id])
         )
@@ -73,7 +74,7 @@ async def test_people_names_workers_and_permit_users_of_the_site_only(
 ) -> None:
     """Names for ids, with each worker's devices; another site's user is refused."""
     url, demo = site_app
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT_S) as http:
         ok = await http.get(
             f"/api/v1/sites/{demo.site_id}/people", headers=auth_headers(Role.WATCHER)
         )
@@ -141,7 +142,7 @@ async def test_my_permits_by_involvement_and_role(
     """The watcher gets the permit they watch; a supervisor every live permit of the site;
     a worker the permits they work on; someone else nothing."""
     url, demo = site_app
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT_S) as http:
 
         async def mine(*roles: Role, **kw: object) -> list[tuple[str, str]]:
             reply = await http.get("/api/v1/me/permits", headers=auth_headers(*roles, **kw))

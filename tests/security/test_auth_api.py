@@ -9,6 +9,7 @@ import pytest
 
 from api.auth import Principal, Role, TokenService
 from api.settings import Settings
+from tests.factories import HTTP_TIMEOUT_S
 from tests.security.helpers import PASSWORD, bearer, create_user, login, seed_devices
 
 Headers = Callable[..., dict[str, str]]
@@ -19,7 +20,7 @@ async def test_login_valid_password_returns_tokens_that_identify_the_user(
 ) -> None:
     """The password grant returns a bearer access token whose /me shows roles and sites."""
     seed_devices(database_url, {"d-a": ("site-a", None)})
-    async with httpx.AsyncClient(base_url=live_app) as http:
+    async with httpx.AsyncClient(base_url=live_app, timeout=HTTP_TIMEOUT_S) as http:
         await create_user(http, admin_headers, "sup.a", roles=["supervisor"], sites=["site-a"])
         r = await login(http, "SUP.A ")
         assert r.status_code == 200, r.text
@@ -39,7 +40,7 @@ async def test_login_wrong_password_or_unknown_user_get_the_same_401(
     live_app: str, admin_headers: dict[str, str]
 ) -> None:
     """Failures do not tell whether the user exists."""
-    async with httpx.AsyncClient(base_url=live_app) as http:
+    async with httpx.AsyncClient(base_url=live_app, timeout=HTTP_TIMEOUT_S) as http:
         await create_user(http, admin_headers, "alice", roles=["safety"], all_sites=True)
         wrong = await login(http, "alice", "not the password")
         unknown = await login(http, "mallory", "not the password")
@@ -54,7 +55,7 @@ async def test_login_wrong_password_or_unknown_user_get_the_same_401(
 
 async def test_login_disabled_user_is_refused(live_app: str, admin_headers: dict[str, str]) -> None:
     """Disabling a user stops their logins and their refresh tokens."""
-    async with httpx.AsyncClient(base_url=live_app) as http:
+    async with httpx.AsyncClient(base_url=live_app, timeout=HTTP_TIMEOUT_S) as http:
         await create_user(http, admin_headers, "bob", roles=["watcher"], all_sites=True)
         refresh = (await login(http, "bob")).json()["refresh_token"]
         r = await http.patch("/api/v1/users/bob", json={"disabled": True}, headers=admin_headers)
@@ -71,7 +72,7 @@ async def test_refresh_grant_issues_new_tokens_until_logout(
     live_app: str, admin_headers: dict[str, str]
 ) -> None:
     """A refresh token buys new tokens; logout revokes every refresh token of the user."""
-    async with httpx.AsyncClient(base_url=live_app) as http:
+    async with httpx.AsyncClient(base_url=live_app, timeout=HTTP_TIMEOUT_S) as http:
         await create_user(http, admin_headers, "carol", roles=["approver"], all_sites=True)
         first = (await login(http, "carol")).json()
         grant = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
@@ -90,7 +91,7 @@ async def test_refresh_token_is_not_an_access_token(
     live_app: str, admin_headers: dict[str, str]
 ) -> None:
     """A refresh token presented as bearer is refused (and an access token cannot refresh)."""
-    async with httpx.AsyncClient(base_url=live_app) as http:
+    async with httpx.AsyncClient(base_url=live_app, timeout=HTTP_TIMEOUT_S) as http:
         await create_user(http, admin_headers, "dave", roles=["safety"], all_sites=True)
         tokens = (await login(http, "dave")).json()
         as_bearer = await http.get("/api/v1/auth/me", headers=bearer(tokens["refresh_token"]))
@@ -107,7 +108,7 @@ async def test_password_change_needs_old_password_and_revokes_refresh(
 ) -> None:
     """Changing one's password: the old one must be right; old refresh tokens die."""
     new = "a much better passphrase"
-    async with httpx.AsyncClient(base_url=live_app) as http:
+    async with httpx.AsyncClient(base_url=live_app, timeout=HTTP_TIMEOUT_S) as http:
         await create_user(http, admin_headers, "erin", roles=["worker"], all_sites=True)
         tokens = (await login(http, "erin")).json()
         auth = bearer(tokens["access_token"])
@@ -145,7 +146,7 @@ async def test_login_failures_are_rate_limited_per_user_and_address(
     live_app: str, admin_headers: dict[str, str]
 ) -> None:
     """After 5 failures in a minute even the right password gets 429; others are unaffected."""
-    async with httpx.AsyncClient(base_url=live_app) as http:
+    async with httpx.AsyncClient(base_url=live_app, timeout=HTTP_TIMEOUT_S) as http:
         await create_user(http, admin_headers, "frank", roles=["safety"], all_sites=True)
         await create_user(http, admin_headers, "grace", roles=["safety"], all_sites=True)
         failures = [(await login(http, "frank", f"guess {i}")).status_code for i in range(5)]
@@ -222,7 +223,7 @@ async def test_expired_access_token_gets_401_token_expired(
         clock=lambda: time.time() - 3600,
     )
     p = Principal("old", frozenset({Role.ADMIN}), None)
-    async with httpx.AsyncClient(base_url=live_app) as http:
+    async with httpx.AsyncClient(base_url=live_app, timeout=HTTP_TIMEOUT_S) as http:
         r = await http.get("/api/v1/auth/me", headers=bearer(old.access_token(p).token))
     assert r.status_code == 401
     assert r.json()["code"] == "token_expired"
@@ -234,7 +235,7 @@ async def test_admin_creates_users_within_their_own_sites_only(
     """A site admin grants only their sites and sees only users confined to them."""
     seed_devices(database_url, {"d-a": ("site-a", None), "d-b": ("site-b", None)})
     site_admin = auth_headers(Role.ADMIN, sites=["site-a"], username="admin-a")
-    async with httpx.AsyncClient(base_url=live_app) as http:
+    async with httpx.AsyncClient(base_url=live_app, timeout=HTTP_TIMEOUT_S) as http:
         ok = await create_user(http, site_admin, "henry", roles=["watcher"], sites=["site-a"])
         other_site = await http.post(
             "/api/v1/users",
@@ -317,7 +318,7 @@ async def test_oversized_body_is_refused_with_413_before_parsing(
 
 async def test_responses_carry_security_headers(live_app: str) -> None:
     """nosniff, no framing, no referrer everywhere; no caching of API replies."""
-    async with httpx.AsyncClient(base_url=live_app) as http:
+    async with httpx.AsyncClient(base_url=live_app, timeout=HTTP_TIMEOUT_S) as http:
         health = await http.get("/healthz")
         api = await http.get("/api/v1/auth/me")
     for r in (health, api):

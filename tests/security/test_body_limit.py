@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from api import errors
 from api.middleware import BodySizeLimit
 from tests.conftest import serve_app
+from tests.factories import HTTP_TIMEOUT_S
 
 
 def _app() -> FastAPI:
@@ -36,7 +37,10 @@ async def _stream(n: int) -> AsyncIterator[bytes]:
 
 async def test_body_limit_default_and_route_override() -> None:
     """1 KiB everywhere, 4 KiB on the route that says so; declared or chunked alike."""
-    async with serve_app(_app()) as url, httpx.AsyncClient(base_url=url) as http:
+    async with (
+        serve_app(_app()) as url,
+        httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT_S) as http,
+    ):
         ok_small = await http.post("/small", content=b"x" * 1000)
         big_small = await http.post("/small", content=b"x" * 2000)
         ok_upload = await http.post("/upload", content=b"x" * 3000)

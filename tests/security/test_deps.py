@@ -13,6 +13,7 @@ from api.auth import Principal, Role, rate_limited, require_roles, require_site
 from api.auth.context import AuthContext
 from api.settings import Settings
 from tests.conftest import serve_app
+from tests.factories import HTTP_TIMEOUT_S
 
 Headers = Callable[..., dict[str, str]]
 Safety = Annotated[Principal, Depends(require_roles(Role.SAFETY, Role.ADMIN))]
@@ -44,7 +45,10 @@ async def test_require_site_checks_path_and_query_parameters(
     """Own site passes; another site is 403 site_forbidden; a missing one 422; all-sites passes."""
     site_a = auth_headers(Role.SAFETY, sites=["a"], username="s-a")
     everywhere = auth_headers(Role.ADMIN, username="root")
-    async with serve_app(_app(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+    async with (
+        serve_app(_app(settings)) as url,
+        httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT_S) as http,
+    ):
         own = await http.get("/sites/a/kpis", headers=site_a)
         other = await http.get("/sites/b/kpis", headers=site_a)
         query_own = await http.get("/report", params={"site": "a"}, headers=site_a)
@@ -63,7 +67,10 @@ async def test_rate_limited_counts_per_user(settings: Settings, auth_headers: He
     """Two uploads a minute per user: the third is 429; another user is unaffected."""
     alice = auth_headers(Role.SAFETY, username="alice")
     bob = auth_headers(Role.SAFETY, username="bob")
-    async with serve_app(_app(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+    async with (
+        serve_app(_app(settings)) as url,
+        httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT_S) as http,
+    ):
         codes = [(await http.post("/upload", headers=alice)).status_code for _ in range(3)]
         other = await http.post("/upload", headers=bob)
     assert codes == [200, 200, 429]
