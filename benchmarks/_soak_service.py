@@ -24,6 +24,10 @@ import numpy as np
 from api.embedded import free_port
 
 
+class ServiceExited(RuntimeError):
+    """Raised when the service process exits before it is healthy."""
+
+
 def rss_mb(pid: int) -> float | None:
     """Resident set size of ``pid`` in MiB (None once the process is gone)."""
     try:
@@ -88,7 +92,7 @@ class ServiceProcess:
             **{k: v for k, v in os.environ.items() if not k.startswith("PP_")},
             "PP_AUTH_SECRET": secrets.token_urlsafe(48),
             "PP_API_PORT": str(self.port),
-            "PP_LOG_LEVEL": "WARNING",
+            "PP_LOG_LEVEL": "INFO",
             **env,
         }
         self.log_path = log_path
@@ -111,8 +115,22 @@ class ServiceProcess:
 
     # ------------------------------------------------------------------ life
 
-    async def start(self, timeout_s: float = 180.0) -> float:
-        """Start and wait until /healthz answers 200; returns the seconds that took."""
+    async def start(self, timeout_s: float = 180.0, attempts: int = 3) -> float:
+        """Start and wait until /healthz answers 200; returns the seconds that took.
+
+        Like a service manager (``Restart=on-failure``), a process that exits while starting
+        is started again, up to ``attempts`` times; each failed start stays in ``lives``.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._start_once(timeout_s)
+            except ServiceExited:
+                if attempt == attempts:
+                    raise
+                await asyncio.sleep(1.0)
+        raise AssertionError("unreachable")
+
+    async def _start_once(self, timeout_s: float) -> float:
         log = await asyncio.to_thread(open, self.log_path, "ab")
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -134,7 +152,9 @@ class ServiceProcess:
         async with asyncio.timeout(timeout_s):
             while await self.health() is None:
                 if proc.returncode is not None:
-                    raise RuntimeError(f"service exited with {proc.returncode}; {self.log_path}")
+                    self.proc = None
+                    life.ended, life.how = time.monotonic(), f"exited {proc.returncode} starting"
+                    raise ServiceExited(f"service exited with {proc.returncode}; {self.log_path}")
                 await asyncio.sleep(0.2)
         life.ready_s = time.monotonic() - life.started
         return life.ready_s

@@ -397,6 +397,9 @@ async def _play_and_check(
         and dropped == 0
     )
     restarts = {k: sum(f.kind == k and f.error is None for f in world.faults) for k in KINDS}
+    failed_starts = [
+        life.summary(t_play) for life in world.service.lives if life.how.startswith("exited")
+    ]
     faults_ok = all(f.error is None for f in world.faults) and all(restarts.values())
     acted = check.all_acted_on(actions)
     return {
@@ -421,6 +424,7 @@ async def _play_and_check(
         "incidents": actions,
         "rss_mb": rss,
         "restarts": restarts,
+        "service_failed_starts": failed_starts,
         "faults": [asdict(f) for f in world.faults],
         "service_at_end": {"health": health, "exit_code_on_sigterm": exit_code},
         "durations_s": {
