@@ -2,8 +2,8 @@
 
 Each wave has its own confined space (an SX permit: two entrants and a watcher) whose
 atmosphere fails, and its own hot-work yard (a DH permit: three workers and a watcher) where
-one worker presses SOS, one falls and lies still, one overheats (in waves long enough for the
-heat-strain alarm: about five minutes), and then the watcher walks away. Every permit stands
+one worker presses SOS, one falls and lies still, one overheats (only in waves with 40 minutes
+left: heat strain builds up slowly), and then the watcher walks away. Every permit stands
 on its own spot of a grid 80 m apart (beyond the 50 m SIMOPS radius) and every person is on
 exactly one permit with at most one incident, so each incident's action can be told apart.
 """
@@ -26,8 +26,11 @@ O2_AT, SOS_AT, FALL_AT, AWAY_AT, HEAT_AT = 0, 10, 15, 20, 0
 #: ~40 s, then 15 s below 90 %) is decided ~60 s into the wave.
 O2_FOR, AWAY_FOR, AWAY_M, FALL_FOR = 90, 60, 80, 75
 WAVE_SPAN_S = 80.0
-#: Heat strain: HR above 180 − age for three whole minutes, so ~5 min to the decision.
-HEAT_FOR, HEAT_SPAN_S = 330, 330.0
+#: Heat strain: the simulated core temperature rises at most 0.09 °C/min
+#: (`firmware_sim.physiology.CT_MAX_RATE`), so HR is pulled above 180 − age only ~25 min into
+#: the episode, and the critical alarm takes three minutes more: only a wave with 40 minutes
+#: left gets one (none in runs shorter than ~45 min).
+HEAT_FOR, HEAT_SPAN_S = 2400, 2400.0
 ROLES = ("e1", "e2", "sxw", "sos", "fall", "hot", "dhw")
 
 
@@ -91,6 +94,7 @@ def _wave(w: Wave) -> tuple[list[dict[str, Any]], ...]:
     workers = [
         {"id": w.worker(r), "device": w.device(r), "age": 28 + 3 * j} for j, r in enumerate(ROLES)
     ]
+    workers[ROLES.index("hot")]["workload"] = "moderate"  # heat strain builds up while working
     incidents = [
         {"kind": "o2_deficient", "area": f"tank-{w.index:02d}", "at": w.at_s + O2_AT,
          "duration": O2_FOR},
