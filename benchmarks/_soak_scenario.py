@@ -71,11 +71,14 @@ def _spot(k: int) -> tuple[float, float]:
     return ORIGIN[0] - 0.0030 + row * STEP_LAT, ORIGIN[1] - 0.0021 + col * STEP_LON
 
 
-def _wave(w: Wave) -> tuple[list[dict[str, Any]], ...]:
+Rows = list[dict[str, Any]]
+
+
+def _wave(w: Wave) -> tuple[Rows, Rows, Rows, Rows]:
     tank_lat, tank_lon = _spot(2 * w.index)
     yard_lat, yard_lon = _spot(2 * w.index + 1)
     gate = {"lat": round(tank_lat + 0.000072, 6), "lon": tank_lon}  # 8 m north: the manhole
-    areas = [
+    areas: Rows = [
         {
             "id": f"tank-{w.index:02d}",
             "circle": {"lat": tank_lat, "lon": tank_lon, "radius_m": 8},
@@ -85,17 +88,17 @@ def _wave(w: Wave) -> tuple[list[dict[str, Any]], ...]:
         },
         {"id": f"yard-{w.index:02d}", "circle": {"lat": yard_lat, "lon": yard_lon, "radius_m": 20}},
     ]
-    permits = [
+    permits: Rows = [
         {"id": w.sx, "type": "SX", "area": f"tank-{w.index:02d}",
          "workers": [w.worker("e1"), w.worker("e2")], "watcher": w.worker("sxw")},
         {"id": w.dh, "type": "DH", "level": "2", "area": f"yard-{w.index:02d}",
          "workers": [w.worker(r) for r in ("sos", "fall", "hot")], "watcher": w.worker("dhw")},
     ]  # fmt: skip
-    workers = [
+    workers: Rows = [
         {"id": w.worker(r), "device": w.device(r), "age": 28 + 3 * j} for j, r in enumerate(ROLES)
     ]
     workers[ROLES.index("hot")]["workload"] = "moderate"  # heat strain builds up while working
-    incidents = [
+    incidents: Rows = [
         {"kind": "o2_deficient", "area": f"tank-{w.index:02d}", "at": w.at_s + O2_AT,
          "duration": O2_FOR},
         {"kind": "sos", "worker": w.worker("sos"), "at": w.at_s + SOS_AT},

@@ -280,8 +280,8 @@ def _rss(world: _World, t_play: float, opts: SoakOptions) -> dict[str, Any]:
         steady = [m for t, m in life.rss if t >= life.started + 60.0]
         if steady and life.rss[-1][0] - life.started >= 120.0:
             growth.append(steady[-1] / steady[0])
-    steady_lives = [[m for t, m in life.rss if t >= life.started + 60.0] for life in lives]
-    first = next((v for v in steady_lives if v), lives[0].rss and [lives[0].rss[0][1]])
+    steady = [m for life in lives for t, m in life.rss if t >= life.started + 60.0][:1]
+    first = steady or [m for life in lives for _, m in life.rss][:1]
     last = lives[-1].rss if lives else []
     return {
         "start": round(first[0], 1) if first else None,
