@@ -157,19 +157,11 @@ async def _ingest_drain(url: str, database_url: str, spec: LoadSpec) -> dict[str
 
 
 def ingest_stages(args: argparse.Namespace) -> dict[str, Any] | None:
-    from tests import services
+    from benchmarks._stack import fresh_database, have_binaries, private_services
 
-    bindir = services.find_pg_bindir()
-    mosquitto = "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    if bindir is None or mosquitto is None:
+    if not have_binaries():
         return None
-    from api.storage import migrate
-
-    pg = services.PrivatePostgres(bindir)
-    broker = services.Mosquitto(mosquitto)
-    pg.start()
-    broker.start()
-    try:
+    with private_services() as (broker, pg):
         out: dict[str, Any] = {}
         # Paced so that the amount is fixed: 40 000 single-sample messages; 300 000 samples
         # in 6 000 gateway frames.
@@ -177,10 +169,7 @@ def ingest_stages(args: argparse.Namespace) -> dict[str, Any] | None:
             ("single", 1, 2000, 20),
             ("gateway50", 50, 10_000, 30),
         ):
-            db = f"bench_{uuid.uuid4().hex[:8]}"
-            services.create_database(pg.url, db)
-            database_url = services.database_url(pg.url, db)
-            migrate(database_url)
+            database_url = fresh_database(pg)
             spec = LoadSpec(
                 mqtt_url=broker.url,
                 topic_root=f"bench{uuid.uuid4().hex[:6]}/pp/v1",
@@ -193,11 +182,7 @@ def ingest_stages(args: argparse.Namespace) -> dict[str, Any] | None:
                 prefix=f"bi{uuid.uuid4().hex[:4]}",
             )
             out[name] = asyncio.run(_ingest_drain(broker.url, database_url, spec))
-            services.drop_database(pg.url, db)
         return out
-    finally:
-        broker.close()
-        pg.close()
 
 
 def main() -> None:

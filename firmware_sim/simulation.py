@@ -513,7 +513,10 @@ class Simulation:
         self.dev_skin = np.where(
             worn, b.skin_true, self.dev_skin + (ambient - self.dev_skin) * cool
         )
-        motion = np.where(self.fallen, 0.004 + 0.003 * np.abs(z_still), b.motion)
+        # A body lying still reads under the detectors' 0.01 g still threshold (an unbounded
+        # tail crossed it about one second in twenty, restarting the fall timer).
+        still = 0.004 + 0.003 * np.minimum(np.abs(z_still), 1.5)
+        motion = np.where(self.fallen, still, b.motion)
         motion = np.where(self.impact, 3.5 + np.abs(z_still), motion)
         motion = np.where(worn, motion, 0.0)
         lat, lon, acc = self._gps(dt, z_gx, z_gy, z_acc)

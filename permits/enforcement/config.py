@@ -43,6 +43,12 @@ class EnforcementSettings(BaseModel):
     snapshot_s: float = Field(
         default=60.0, gt=0, description="Save the detectors' state this often (restart-safe)."
     )
+    catchup_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="After a restart, stored samples from this long before the detector "
+        "snapshot on that the detectors have not seen are fed to them before live data.",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "EnforcementSettings":

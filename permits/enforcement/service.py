@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -29,12 +30,20 @@ from detectors.models import AlarmEvent, Geofence, WorkerProfile
 from detectors.repository import restore_pipeline, save_snapshot
 from ingest._tasks import TaskScope
 from ingest.config import MqttSettings
+from ingest.mqtt import backoff_s
 from ingest.wire import SampleBatch
 from permits.enforcement.alarms import AlarmStore
+from permits.enforcement.catchup import last_seen_ms, snapshot_saved_at, unseen
 from permits.enforcement.commands import CommandRecord, CommandService
 from permits.enforcement.config import EnforcementSettings
 from permits.enforcement.context import DeviceFacts, LiveContext, SqlRecipients
-from permits.enforcement.engine import AlarmFacts, PermitFacts, evaluate_alarm, evaluate_permit
+from permits.enforcement.engine import (
+    AlarmFacts,
+    Decision,
+    PermitFacts,
+    evaluate_alarm,
+    evaluate_permit,
+)
 from permits.enforcement.evacuation import Evacuations
 from permits.enforcement.executor import Executor
 from permits.enforcement.facts import alarm_facts
@@ -71,6 +80,7 @@ class EnforcementStats:
     batches: int = 0
     alarms: int = 0
     decisions: int = 0
+    caught_up_samples: int = 0
     last_tick_ms: int = 0
 
 
@@ -125,6 +135,11 @@ class Enforcement:
         self.stats = EnforcementStats()
         self._lock = asyncio.Lock()  # one detector pass at a time (batches and ticks)
         self._recovery = ReturnToWork()
+        # Alarm events taken out of the pipeline but not yet stored and decided: a snapshot
+        # waits for none, so a restart never resumes from a state whose alarms were lost.
+        self._in_flight = 0
+        self._settled = asyncio.Event()
+        self._settled.set()
         self._stale = asyncio.Event()
         self._scope = TaskScope()
 
@@ -140,6 +155,7 @@ class Enforcement:
             await self._scope.enter(self.commands)
             await self._scope.enter(self.pushes)
             await self._scope.enter(self.lanes)
+            await self._catch_up()
             self._scope.start(self._ticker(), name="enforcement-tick")
             self._scope.start(self._permit_events(), name="enforcement-permit-events")
             self._scope.start(self._refresher(), name="enforcement-refresh")
@@ -165,9 +181,10 @@ class Enforcement:
             self._stale.set()  # a device seen for the first time: learn its site and wearer
         async with self._lock:
             events = self.pipeline.process(batch, self._clock_ms())
+            self._take(events)
         self.stats.batches += 1
         if events:
-            await self._on_alarms(events)
+            await self._settle(self._handle(events))
 
     def estimates(self, device_id: str) -> dict[str, Any] | None:
         """The detectors' current scores for a device (core temperature, strain, ...)."""
@@ -226,7 +243,64 @@ class Enforcement:
             if self.pipeline.profiles.get(device.device_id) != profile:
                 self.pipeline.assign(device.device_id, profile)
 
-    async def _on_alarms(self, events: list[AlarmEvent]) -> None:
+    def _take(self, events: list[AlarmEvent]) -> None:
+        if events:
+            self._in_flight += 1
+            self._settled.clear()
+
+    async def _settle(self, handling: Coroutine[Any, Any, None]) -> None:
+        try:
+            await handling
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._settled.set()
+
+    async def _handle(self, events: list[AlarmEvent]) -> None:
+        """Store and decide on ``events``, waiting out a database outage: the attempt is
+        repeated with capped backoff, and a decision already taken is not taken twice."""
+        attempt = 0
+        while True:
+            try:
+                await self._on_alarms(events, replayed=attempt > 0)
+                return
+            except (psycopg.OperationalError, OSError) as exc:
+                delay = backoff_s(attempt, cap=5.0)
+                attempt += 1
+                log.warning("alarms not stored yet (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _catch_up(self) -> None:
+        """Feed the detectors the stored samples their restored state has not seen
+        (`permits.enforcement.catchup`), deciding on the alarms they raise, before any live
+        batch; a decision already taken before the restart is not taken twice."""
+        async with self._pool.connection() as conn:
+            saved = await snapshot_saved_at(conn, SNAPSHOT_SHARD)
+            since = saved or dt.datetime.now(dt.UTC)
+            floor = since - dt.timedelta(seconds=self._s.catchup_s)
+            n = 0
+            async for batch in unseen(conn, last_ms=last_seen_ms(self.pipeline), floor=floor):
+                async with self._lock:
+                    events = self.pipeline.process(batch, int(batch.ts_ms.max()))
+                n += len(batch)
+                if events:
+                    await self._on_alarms(events, replayed=True)
+        self.stats.caught_up_samples = n
+        log.info("detectors caught up on %d stored samples since %s", n, floor.isoformat())
+
+    async def _decided(self, decision: Decision) -> bool:
+        """True when this decision (rule, alarm, time) was already taken."""
+        alarm = decision.facts.get("alarm") or {}
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT 1 FROM decisions WHERE rule_id = %s AND ts = to_timestamp(%s / 1000.0)"
+                " AND facts->'alarm'->>'device_id' IS NOT DISTINCT FROM %s"
+                " AND facts->'alarm'->>'kind' IS NOT DISTINCT FROM %s LIMIT 1",
+                (decision.rule_id, decision.ts_ms, alarm.get("device_id"), alarm.get("kind")),
+            )
+            return await cur.fetchone() is not None
+
+    async def _on_alarms(self, events: list[AlarmEvent], *, replayed: bool = False) -> None:
         facts = alarm_facts(events)
         self.stats.alarms += len(facts)
         rows = await self.alarms.record(facts)
@@ -240,14 +314,36 @@ class Enforcement:
             )
         for fact in facts:
             for decision in evaluate_alarm(self.rules, fact, self.ctx):
+                if replayed and await self._decided(decision):
+                    continue
                 self.stats.decisions += 1
                 key = decision.permit_id or f"device:{fact.device_id}"
-                self.lanes.submit(key, functools.partial(self.executor.execute, decision))
+                self.lanes.submit(key, functools.partial(self._execute, decision))
             if fact.state != "cleared" and fact.severity in ("warning", "critical"):
                 for permit in self.ctx.permits_of(fact.device_id):
                     if permit.state == "active":
                         record = functools.partial(self._record_alarm, permit.permit_id, fact)
                         self.lanes.submit(permit.permit_id, record)
+
+    async def _execute(self, decision: Decision, permit: PermitFacts | None = None) -> None:
+        """Carry out ``decision`` in its lane, waiting out a database outage: storing it is
+        retried with capped backoff, and not repeated once it is stored."""
+        attempt = 0
+        while True:
+            try:
+                if attempt == 0 or not await self._decided(decision):
+                    await self.executor.execute(decision, permit=permit)
+                return
+            except (psycopg.OperationalError, OSError) as exc:
+                delay = backoff_s(attempt, cap=5.0)
+                attempt += 1
+                log.warning(
+                    "decision %s not stored yet (%s); retrying in %.1f s",
+                    decision.rule_id,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
 
     async def _record_alarm(self, permit_id: str, fact: AlarmFacts) -> None:
         """The alarm in the permit's trail and KPIs (after the permit's decisions)."""
@@ -295,9 +391,10 @@ class Enforcement:
                 now = self._clock_ms()
                 async with self._lock:
                     events = self.pipeline.tick(now)
+                    self._take(events)
                 self.stats.last_tick_ms = now
                 if events:
-                    await self._on_alarms(events)
+                    await self._settle(self._handle(events))
                 for evac in await self.evacuations.track(self._live.positions()):
                     self._live.publish_event({"type": "evacuation", **evac.to_json()})
                 await self._return_to_work(now)
@@ -368,7 +465,7 @@ class Enforcement:
             permit = PermitFacts(**{**_facts_dict(permit), "state": "expired"})
         for decision in evaluate_permit(self.rules, trigger, permit, self._clock_ms()):
             self.stats.decisions += 1
-            job = functools.partial(self.executor.execute, decision, permit=permit)
+            job = functools.partial(self._execute, decision, permit)
             self.lanes.submit(permit_id, job)
 
     async def _refresher(self) -> None:
@@ -392,8 +489,15 @@ class Enforcement:
                 log.warning("detector snapshot failed (%s)", exc)
 
     async def _save_snapshot(self) -> None:
-        async with self._lock, self._pool.connection() as conn:
-            await save_snapshot(conn=conn, shard=SNAPSHOT_SHARD, pipeline=self.pipeline)
+        while True:
+            await self._settled.wait()
+            await self.lanes.wait_idle()  # decided is not enough: stored and carried out
+            async with self._lock:
+                if not self._settled.is_set() or self.lanes.busy:
+                    continue  # a batch raised alarms meanwhile: wait until they are decided
+                async with self._pool.connection() as conn:
+                    await save_snapshot(conn=conn, shard=SNAPSHOT_SHARD, pipeline=self.pipeline)
+                return
 
 
 def _facts_dict(p: PermitFacts) -> dict[str, Any]:
