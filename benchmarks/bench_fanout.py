@@ -86,6 +86,11 @@ async def _clients(
             if kind == "live":
                 sub = {"type": "subscribe", "sites": [site], "rate_hz": rate_hz}
                 await ws.send(orjson.dumps(sub).decode())
+            # Connected = the server has set the stream up (a supervisor's replay included), so
+            # that the run measures the fan-out, not 1 200 connections being opened.
+            first = "subscribed" if kind == "live" else "hello"
+            while orjson.loads(await ws.recv())["type"] != first:
+                pass
             connected += 1
         try:
             async for raw in ws:
@@ -96,7 +101,7 @@ async def _clients(
                     await ws.send('{"type": "pong"}')
                 elif t == "telemetry":
                     mine["telemetry"].append(now - msg["ts_ms"])
-                    counts["telemetry_samples"] += len(msg["samples"])
+                    counts["telemetry_samples"] += len(msg["samples"]["device_id"])
                 elif t == "event" and "sent_ms" in msg["event"]:
                     mine["event"].append(now - msg["event"]["sent_ms"])
                 elif t == "push" and "sent_ms" in msg:
