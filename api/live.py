@@ -7,13 +7,18 @@ Protocol (JSON text frames):
   ``cursor`` (optional) resumes the event stream after event N. A later ``subscribe``
   replaces the filter. ``{"type": "pong"}`` answers pings.
 - server → client: ``{"type": "subscribed", "cursor"}``; ``{"type": "telemetry", "ts_ms",
-  "samples": [...]}`` at most ``rate_hz`` times a second with the newest sample of each
-  device that changed; ``{"type": "event", "cursor", "event": {...}}`` for alarms, actions
-  and permit changes, in order; ``{"type": "gap", "from", "to"}`` when a resume cursor is
-  older than the server still holds; ``{"type": "ping"}``.
+  "samples": {"device_id": [...], "ts_ms": [...], "flags": [...], "hr": [...], ...}}`` at
+  most ``rate_hz`` times a second with the newest sample of each device that changed, as
+  columns (one list per field, the same length; ``null`` = not measured); ``{"type":
+  "event", "cursor", "event": {...}}`` for alarms, actions and permit changes, in order;
+  ``{"type": "gap", "from", "to"}`` when a resume cursor is older than the server still
+  holds; ``{"type": "ping"}``.
 
-The ingest only updates one "latest sample" table per batch; each client's own task reads it
-at the client's rate, so a slow or fast client costs the ingest nothing. Events go through a
+The ingest only writes each batch into one table of newest samples (`api.live_table`: a few
+array operations, whatever the number of clients). Clients with the same filter and rate form
+a group whose frame of a tick is built and encoded once and sent, as the same text, to all of
+them; a client that missed a tick (its socket was still busy) gets the group's full frame
+instead: a slow client is thinned, never queued. Events are encoded once and go through a
 bounded queue per client: a client that cannot keep up is dropped (it resumes by cursor).
 """
 
