@@ -91,9 +91,9 @@ async def serve_supervisor(
     if ws.application_state == WebSocketState.CONNECTING:
         await ws.accept()
     async with hub.connect(user_id) as queue:
-        await _ws.send(ws, {"type": "hello", "user_id": user_id})
-        async with hub.replay_gate:
+        async with hub.replay_gate:  # read before the hello: once it is out, the DB is done
             pending = await pushes.pending_for(user_id)
+        await _ws.send(ws, {"type": "hello", "user_id": user_id})
         for push in pending:
             await _ws.send(ws, push.to_json())
         beat = Heartbeat(heartbeat_s)
