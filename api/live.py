@@ -7,13 +7,18 @@ Protocol (JSON text frames):
   ``cursor`` (optional) resumes the event stream after event N. A later ``subscribe``
   replaces the filter. ``{"type": "pong"}`` answers pings.
 - server → client: ``{"type": "subscribed", "cursor"}``; ``{"type": "telemetry", "ts_ms",
-  "samples": [...]}`` at most ``rate_hz`` times a second with the newest sample of each
-  device that changed; ``{"type": "event", "cursor", "event": {...}}`` for alarms, actions
-  and permit changes, in order; ``{"type": "gap", "from", "to"}`` when a resume cursor is
-  older than the server still holds; ``{"type": "ping"}``.
+  "samples": {"device_id": [...], "ts_ms": [...], "flags": [...], "hr": [...], ...}}`` at
+  most ``rate_hz`` times a second with the newest sample of each device that changed, as
+  columns (one list per field, the same length; ``null`` = not measured); ``{"type":
+  "event", "cursor", "event": {...}}`` for alarms, actions and permit changes, in order;
+  ``{"type": "gap", "from", "to"}`` when a resume cursor is older than the server still
+  holds; ``{"type": "ping"}``.
 
-The ingest only updates one "latest sample" table per batch; each client's own task reads it
-at the client's rate, so a slow or fast client costs the ingest nothing. Events go through a
+The ingest only writes each batch into one table of newest samples (`api.live_table`: a few
+array operations, whatever the number of clients). Clients with the same filter and rate form
+a group whose frame of a tick is built and encoded once and sent, as the same text, to all of
+them; a client that missed a tick (its socket was still busy) gets the group's full frame
+instead: a slow client is thinned, never queued. Events are encoded once and go through a
 bounded queue per client: a client that cannot keep up is dropped (it resumes by cursor).
 """
 
@@ -22,21 +27,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 from fastapi import WebSocket
 from starlette.websockets import WebSocketState
 
 from api import _ws
 from api._ws import Heartbeat
-from ingest.wire import MEASUREMENTS, SampleBatch
+from api.live_table import LatestTable, LatestView
+from ingest.wire import SampleBatch
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +65,30 @@ class Subscription:
 
 
 @dataclass(slots=True, eq=False)
+class _Group:
+    """Clients with the same filter and rate: one frame per tick, encoded once for all."""
+
+    key: tuple[Any, ...]
+    sub: Subscription
+    allowed_sites: frozenset[str] | None
+    members: int = 0
+    slots: npt.NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
+    facts_version: int = -1  # the hub's facts version ``slots`` were computed for
+    tick: int = -1  # the tick whose frames are cached
+    prev_seq: int = 0  # the table's sequence at the tick before ``tick``
+    seq: int = 0  # the table's sequence at ``tick``
+    delta: str | None = None  # changed since ``prev_seq`` (clients that had the last frame)
+    full: str | None = None  # every device (new or lagging clients), built on demand
+    full_built: bool = False
+
+
+@dataclass(slots=True, eq=False)
 class _Client:
     sub: Subscription
     allowed_sites: frozenset[str] | None
-    events: asyncio.Queue[dict[str, Any] | None]
-    seen: int = 0  # the hub's change sequence at this client's last telemetry frame
+    group: _Group
+    events: asyncio.Queue[str | None]
+    seen: int = 0  # the table's sequence at this client's last telemetry frame
     dropped: bool = False
 
     def restart(self) -> None:
@@ -76,15 +101,12 @@ class LiveHub:
 
     def __init__(self, *, queue_size: int = 1000, history: int = 10_000) -> None:
         self._queue_size = queue_size
-        self._latest: dict[str, dict[str, Any]] = {}
-        self._encoded: dict[str, bytes] = {}  # JSON of a latest row, encoded once for all clients
-        self._changed: dict[str, int] = {}  # device → change sequence of its newest sample
-        self._seq = 0  # bumped by every device update
-        self._frames: dict[tuple[Any, ...], tuple[str | None, int]] = {}  # shared this _seq
-        self._frames_seq = -1
+        self._table = LatestTable()
         self._site: dict[str, str] = {}
         self._by_site: dict[str, set[str]] = {}  # site → its devices (a client reads only its own)
         self._permits: dict[str, tuple[str, ...]] = {}
+        self._facts_version = 0  # bumped when a device's site or permits change, or a new one
+        self._groups: dict[tuple[Any, ...], _Group] = {}
         self._events: deque[tuple[int, dict[str, Any]]] = deque(maxlen=history)
         self._cursor = 0
         self._clients: set[_Client] = set()
@@ -93,50 +115,34 @@ class LiveHub:
     # ------------------------------------------------------------------ producers
 
     def publish_batch(self, batch: SampleBatch, sites: dict[str, str] | None = None) -> None:
-        """Record the newest sample of each device in ``batch`` (the ingest's after-commit hook)."""
-        if not len(batch):
-            return
+        """Record the newest sample of each device in ``batch`` (the ingest's after-commit
+        hook: a few array operations, whatever the number of clients)."""
         if sites:
             for device, site in sites.items():
                 self._set_site(device, site)
-        order = np.lexsort((batch.seq, batch.ts_ms))
-        last = {int(batch.dev[i]): int(i) for i in order.tolist()}  # newest per device wins
-        columns = {m: getattr(batch, m) for m in MEASUREMENTS}
-        for dev, i in last.items():
-            device = batch.devices[dev]
-            ts = int(batch.ts_ms[i])
-            current = self._latest.get(device)
-            if current is not None and current["ts_ms"] > ts:
-                continue  # a late replay does not move the live picture back in time
-            row: dict[str, Any] = {"device_id": device, "ts_ms": ts, "flags": int(batch.flags[i])}
-            for m, col in columns.items():
-                v = float(col[i])
-                row[m] = None if math.isnan(v) else round(v, 6)
-            self._latest[device] = row
-            self._encoded.pop(device, None)
-            self._seq += 1
-            self._changed[device] = self._seq
+        known = len(self._table)
+        self._table.write(batch)
+        if len(self._table) != known:
+            self._facts_version += 1
 
-    def latest(self) -> dict[str, dict[str, Any]]:
-        """The newest sample of every device (shared rows: do not modify)."""
-        return self._latest
+    def latest(self) -> Mapping[str, dict[str, Any]]:
+        """The newest sample of every device (rows built on access)."""
+        return LatestView(self._table)
 
     def positions(self) -> dict[str, tuple[float, float]]:
         """The newest known position of every device that has one."""
-        return {
-            d: (row["lat"], row["lon"])
-            for d, row in self._latest.items()
-            if row.get("lat") is not None and row.get("lon") is not None
-        }
+        return self._table.positions()
 
     def set_device_facts(
         self, device: str, *, site: str | None = None, permits: Iterable[str] = ()
     ) -> None:
         """Where a device belongs (its site and the permits it is on), for filtering."""
-        self._frames.clear()
         if site is not None:
             self._set_site(device, site)
-        self._permits[device] = tuple(permits)
+        permits = tuple(permits)
+        if self._permits.get(device) != permits:
+            self._permits[device] = permits
+            self._facts_version += 1
 
     def _set_site(self, device: str, site: str) -> None:
         old = self._site.get(device)
@@ -146,15 +152,21 @@ class LiveHub:
             self._by_site.get(old, set()).discard(device)
         self._site[device] = site
         self._by_site.setdefault(site, set()).add(device)
+        self._facts_version += 1
 
     def publish_event(self, event: dict[str, Any]) -> int:
-        """Send an alarm, action or permit change to every interested client; returns its cursor."""
+        """Send an alarm, action or permit change to every interested client; returns its cursor.
+
+        The message is encoded once for all clients."""
         self._cursor += 1
         self._events.append((self._cursor, event))
-        message = {"type": "event", "cursor": self._cursor, "event": event}
+        text: str | None = None
         for client in list(self._clients):
             if self._event_wanted(client, event):
-                self._offer(client, message)
+                if text is None:
+                    message = {"type": "event", "cursor": self._cursor, "event": event}
+                    text = orjson.dumps(message).decode()
+                self._offer(client, text)
         return self._cursor
 
     # ------------------------------------------------------------------ clients
@@ -164,13 +176,37 @@ class LiveHub:
         self, sub: Subscription, allowed_sites: frozenset[str] | None
     ) -> AsyncIterator[_Client]:
         client = _Client(
-            sub=sub, allowed_sites=allowed_sites, events=asyncio.Queue(self._queue_size)
+            sub=sub,
+            allowed_sites=allowed_sites,
+            group=self._join(sub, allowed_sites),
+            events=asyncio.Queue(self._queue_size),
         )
         self._clients.add(client)
         try:
             yield client
         finally:
             self._clients.discard(client)
+            self._leave(client.group)
+
+    def resubscribe(self, client: _Client, sub: Subscription) -> None:
+        """Replace a client's filter; its next frame carries every device again."""
+        self._leave(client.group)
+        client.sub = sub
+        client.group = self._join(sub, client.allowed_sites)
+        client.restart()
+
+    def _join(self, sub: Subscription, allowed_sites: frozenset[str] | None) -> _Group:
+        key = (sub.sites, sub.permits, sub.devices, sub.rate_hz, allowed_sites)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _Group(key, sub, allowed_sites)
+        group.members += 1
+        return group
+
+    def _leave(self, group: _Group) -> None:
+        group.members -= 1
+        if group.members <= 0:
+            self._groups.pop(group.key, None)
 
     @property
     def clients(self) -> int:
@@ -187,72 +223,78 @@ class LiveHub:
                 out.append({"type": "event", "cursor": cursor, "event": event})
         return out
 
-    def telemetry_for(self, client: _Client) -> list[dict[str, Any]]:
-        """Newest samples changed since this client's last frame, within its subscription."""
-        out = [self._latest[d] for d in self._changed_for(client)]
-        client.seen = self._seq
-        return out
+    def telemetry_frame(self, client: _Client, tick: int) -> str | None:
+        """The client's ``telemetry`` message for tick ``tick`` as JSON text (None: nothing
+        changed).
 
-    def telemetry_frame(self, client: _Client, ts_ms: int) -> str | None:
-        """The client's next ``telemetry`` message as JSON text (None: nothing changed).
+        The frames of a tick are built once per group (filter and rate) and shared by its
+        clients: the changes since the group's last tick for clients that got that frame,
+        every device's newest sample for a new client or one that missed a tick (a slow
+        client is thinned this way: it skips ticks and catches up with one full frame)."""
+        group = client.group
+        if group.tick != tick:
+            slots = self._group_slots(group)
+            group.prev_seq, group.seq = group.seq, self._table.seq
+            group.delta = self._frame(self._table.changed_since(slots, group.prev_seq))
+            group.tick, group.full, group.full_built = tick, None, False
+        if client.seen == group.prev_seq and client.seen:
+            text = group.delta
+        else:
+            if not group.full_built:
+                slots = self._group_slots(group)
+                group.full = self._frame(self._table.changed_since(slots, 0))
+                group.full_built = True
+            text = group.full
+        client.seen = group.seq
+        return text
 
-        Clients that ask at the same moment with the same filter and the same last frame get
-        the same text, built once; each sample is encoded once however many frames carry it.
-        (Clients of one rate tick together: `serve_live` aligns them to the wall clock.)"""
-        if self._frames_seq != self._seq:
-            self._frames.clear()
-            self._frames_seq = self._seq
-        sub = client.sub
-        key = (sub.sites, sub.permits, sub.devices, client.allowed_sites, client.seen)
-        cached = self._frames.get(key)
-        if cached is None:
-            parts = []
-            for device in self._changed_for(client):
-                encoded = self._encoded.get(device)
-                if encoded is None:
-                    encoded = self._encoded[device] = orjson.dumps(self._latest[device])
-                parts.append(encoded)
-            text = None
-            if parts:
-                head = b'{"type":"telemetry","ts_ms":%d,"samples":[' % ts_ms
-                text = (head + b",".join(parts) + b"]}").decode()
-            cached = self._frames[key] = (text, self._seq)
-        client.seen = cached[1]
-        return cached[0]
+    def _frame(self, slots: npt.NDArray[np.int64]) -> str | None:
+        if not len(slots):
+            return None
+        message = {
+            "type": "telemetry",
+            "ts_ms": _ws.now_ms(),
+            "samples": self._table.columns(slots),
+        }
+        return orjson.dumps(message, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
-    def _changed_for(self, client: _Client) -> list[str]:
-        seen = client.seen
-        return [
-            d
-            for d in self._candidates(client)
-            if self._changed.get(d, 0) > seen and self._device_wanted(client, d)
-        ]
+    def _group_slots(self, group: _Group) -> npt.NDArray[np.int64]:
+        """The table slots of the devices a group wants (recomputed when facts change)."""
+        if group.facts_version != self._facts_version:
+            wanted = (
+                self._table.slot_of(d)
+                for d in self._candidates(group.sub, group.allowed_sites)
+                if self._device_wanted(group.sub, group.allowed_sites, d)
+            )
+            group.slots = np.array(sorted(s for s in wanted if s is not None), dtype=np.int64)
+            group.facts_version = self._facts_version
+        return group.slots
 
-    def _candidates(self, client: _Client) -> Iterable[str]:
-        """The devices a client may want: named ones, its sites' devices, or all (so a client
-        of one site never walks the whole fleet each tick)."""
-        if client.sub.devices:
-            return client.sub.devices
+    def _candidates(self, sub: Subscription, allowed: frozenset[str] | None) -> Iterable[str]:
+        """The devices a group may want: named ones, its sites' devices, or all (so a client
+        of one site never walks the whole fleet)."""
+        if sub.devices:
+            return sub.devices
         sites: Iterable[str] | None = None
-        if client.sub.sites:
-            sites = client.sub.sites
-            if client.allowed_sites is not None:
-                sites = client.sub.sites & client.allowed_sites
-        elif client.allowed_sites is not None:
-            sites = client.allowed_sites
+        if sub.sites:
+            sites = sub.sites if allowed is None else sub.sites & allowed
+        elif allowed is not None:
+            sites = allowed
         if sites is None:
-            return list(self._changed)
+            return list(self._table.devices())
         return [d for site in sites for d in self._by_site.get(site, ())]
 
     @property
     def cursor(self) -> int:
         return self._cursor
 
-    def _device_wanted(self, client: _Client, device: str) -> bool:
+    def _device_wanted(
+        self, sub: Subscription, allowed: frozenset[str] | None, device: str
+    ) -> bool:
         site = self._site.get(device)
-        if client.allowed_sites is not None and site not in client.allowed_sites:
+        if allowed is not None and site not in allowed:
             return False
-        return client.sub.wants(site=site, permits=self._permits.get(device, ()), device=device)
+        return sub.wants(site=site, permits=self._permits.get(device, ()), device=device)
 
     def _event_wanted(self, client: _Client, event: dict[str, Any]) -> bool:
         device = event.get("device_id")
@@ -270,11 +312,11 @@ class LiveHub:
             return False
         return not (client.sub.devices and device is not None and device not in client.sub.devices)
 
-    def _offer(self, client: _Client, message: dict[str, Any]) -> None:
+    def _offer(self, client: _Client, text: str) -> None:
         if client.dropped:
             return
         try:
-            client.events.put_nowait(message)
+            client.events.put_nowait(text)
         except asyncio.QueueFull:
             client.dropped = True
             self.dropped_clients += 1
@@ -339,14 +381,13 @@ async def serve_live(
                     beat.pong()
                 elif message.get("type") == "subscribe":
                     try:
-                        client.sub = parse_subscription(message)
-                        client.restart()
+                        hub.resubscribe(client, parse_subscription(message))
                     except ValueError as exc:
                         await _ws.send(ws, _ws.error(str(exc), "bad_subscription"))
 
         async def events() -> None:
-            while (message := await client.events.get()) is not None:
-                await _ws.send(ws, message)
+            while (text := await client.events.get()) is not None:
+                await ws.send_text(text)
             await ws.close(code=1013, reason="too slow")
 
         async def telemetry() -> None:
@@ -355,7 +396,7 @@ async def serve_live(
                 # rate wake together and share frames.
                 period = 1.0 / client.sub.rate_hz
                 await asyncio.sleep(period - time.time() % period)
-                frame = hub.telemetry_frame(client, _ws.now_ms())
+                frame = hub.telemetry_frame(client, round(time.time() / period))
                 if frame is not None:
                     await ws.send_text(frame)
 

@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from fastapi import WebSocket
 from starlette.websockets import WebSocketState
 
@@ -34,16 +35,25 @@ log = logging.getLogger(__name__)
 
 
 class PushHub:
-    """Live connections per user; `deliver` never blocks the caller."""
+    """Live connections per user; `deliver` never blocks the caller.
 
-    def __init__(self, *, queue_size: int = 256) -> None:
+    A message is encoded once however many connections the user has. The replay of a new
+    connection (a database query) waits for one of ``replay_concurrency`` places, so that a
+    reconnect storm of every phone at once never takes the database pool from the ingest."""
+
+    def __init__(self, *, queue_size: int = 256, replay_concurrency: int = 2) -> None:
         self._queue_size = queue_size
-        self._clients: dict[str, set[asyncio.Queue[dict[str, Any] | None]]] = defaultdict(set)
+        self._clients: dict[str, set[asyncio.Queue[str | None]]] = defaultdict(set)
+        self.replay_gate = asyncio.Semaphore(replay_concurrency)
 
     def deliver(self, user_id: str, message: dict[str, Any]) -> None:
-        for queue in list(self._clients.get(user_id, ())):
+        queues = self._clients.get(user_id)
+        if not queues:
+            return
+        text = orjson.dumps(message).decode()
+        for queue in list(queues):
             try:
-                queue.put_nowait(message)
+                queue.put_nowait(text)
             except asyncio.QueueFull:
                 log.warning("dropping a slow supervisor client of %s", user_id)
                 self._drop(queue)
@@ -52,8 +62,8 @@ class PushHub:
         return len(self._clients.get(user_id, ()))
 
     @contextlib.asynccontextmanager
-    async def connect(self, user_id: str) -> AsyncIterator[asyncio.Queue[dict[str, Any] | None]]:
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(self._queue_size)
+    async def connect(self, user_id: str) -> AsyncIterator[asyncio.Queue[str | None]]:
+        queue: asyncio.Queue[str | None] = asyncio.Queue(self._queue_size)
         self._clients[user_id].add(queue)
         try:
             yield queue
@@ -63,7 +73,7 @@ class PushHub:
                 del self._clients[user_id]
 
     @staticmethod
-    def _drop(queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+    def _drop(queue: asyncio.Queue[str | None]) -> None:
         while not queue.empty():
             queue.get_nowait()
         queue.put_nowait(None)  # tells the sender to close the connection
@@ -81,8 +91,10 @@ async def serve_supervisor(
     if ws.application_state == WebSocketState.CONNECTING:
         await ws.accept()
     async with hub.connect(user_id) as queue:
+        async with hub.replay_gate:  # read before the hello: once it is out, the DB is done
+            pending = await pushes.pending_for(user_id)
         await _ws.send(ws, {"type": "hello", "user_id": user_id})
-        for push in await pushes.pending_for(user_id):
+        for push in pending:
             await _ws.send(ws, push.to_json())
         beat = Heartbeat(heartbeat_s)
 
@@ -100,8 +112,8 @@ async def serve_supervisor(
                     await _ws.send(ws, _ws.error(f"unknown message type {kind!r}", "bad_message"))
 
         async def send() -> None:
-            while (message := await queue.get()) is not None:
-                await _ws.send(ws, message)
+            while (text := await queue.get()) is not None:
+                await ws.send_text(text)
             await ws.close(code=1013, reason="too slow")
 
         await _ws.first_to_finish(receive(), send(), beat.run(ws))

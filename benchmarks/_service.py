@@ -6,54 +6,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
-
-MOSQUITTO = "/usr/sbin/mosquitto"
 
 
 @contextlib.contextmanager
 def private_services() -> Iterator[tuple[Any, Any] | None]:
-    """A private PostgreSQL and Mosquitto (project settings), or None when the machine lacks
-    their binaries. Set ``PP_BENCH_BROKER_LOG`` to see the broker's log tail afterwards."""
-    import sys
+    """A private PostgreSQL and Mosquitto (`benchmarks._stack`), or None when the machine
+    lacks their binaries. Set ``PP_BENCH_BROKER_LOG`` to see the broker's log tail afterwards."""
+    from benchmarks import _stack
 
-    from tests import services
-
-    bindir = services.find_pg_bindir()
-    if bindir is None or not Path(MOSQUITTO).exists():
+    if not _stack.have_binaries():
         yield None
         return
-    pg = services.PrivatePostgres(bindir)
-    broker = services.Mosquitto(MOSQUITTO)
-    pg.start()
-    broker.start()
-    try:
-        yield pg, broker
-    finally:
-        if os.environ.get("PP_BENCH_BROKER_LOG"):
-            print((broker.dir / "mosquitto.log").read_text()[-6000:], file=sys.stderr)
-        broker.close()
-        pg.close()
+    with _stack.private_services() as (broker, pg):
+        try:
+            yield pg, broker
+        finally:
+            if os.environ.get("PP_BENCH_BROKER_LOG"):
+                print((broker.dir / "mosquitto.log").read_text()[-6000:], file=sys.stderr)
 
 
 @contextlib.contextmanager
 def fresh_database(admin_url: str, prefix: str = "bench") -> Iterator[str]:
     """A new migrated database on ``admin_url``'s server; dropped afterwards."""
-    import uuid
-
-    from api.storage import migrate
+    from benchmarks._stack import new_database
     from tests import services
 
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    services.create_database(admin_url, name)
-    url = services.database_url(admin_url, name)
+    url = new_database(admin_url, prefix)
     try:
-        migrate(url)
         yield url
     finally:
-        services.drop_database(admin_url, name)
+        services.drop_database(admin_url, url.rsplit("/", 1)[-1].split("?")[0])
 
 
 async def serve(app: Any, settings: Any) -> tuple[Any, asyncio.Task[None], str]:

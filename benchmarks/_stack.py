@@ -53,10 +53,15 @@ def _close_postgres(postgres: services.PrivatePostgres) -> None:
     shutil.rmtree(postgres.dir, ignore_errors=True)
 
 
-def fresh_database(postgres: services.PrivatePostgres, prefix: str = "bench") -> str:
-    """A new, migrated database on ``postgres``; returns its URL."""
+def new_database(admin_url: str, prefix: str = "bench") -> str:
+    """A new, migrated database on ``admin_url``'s server; returns its URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    services.create_database(postgres.url, name)
-    url = services.database_url(postgres.url, name)
+    services.create_database(admin_url, name)
+    url = services.database_url(admin_url, name)
     migrate(url)
     return url
+
+
+def fresh_database(postgres: services.PrivatePostgres, prefix: str = "bench") -> str:
+    """A new, migrated database on ``postgres``; returns its URL."""
+    return new_database(postgres.url, prefix)

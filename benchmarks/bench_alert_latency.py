@@ -500,11 +500,11 @@ def _instrument(enf: Any) -> dict[str, Any]:
     lag_at: list[float] = []
     on_alarms, process = enf._on_alarms, enf.pipeline.process
 
-    async def stamped_alarms(events: list[Any]) -> None:
+    async def stamped_alarms(events: list[Any], **kwargs: Any) -> None:
         t = time.time()
         for e in events:
             alarms.setdefault(f"{e.device_id}/{e.ts_ms}", t)
-        await on_alarms(events)
+        await on_alarms(events, **kwargs)
 
     def stamped_process(batch: Any, now_ms: int) -> Any:
         if len(batch):

@@ -20,6 +20,10 @@ frames carry ``ts_ms``; pushes and events carry ``sent_ms``), per client, then t
 client and their median and maximum. Clients run on the same 2 cores as the server (so the
 candidate also pays their CPU: a pessimistic setting).
 
+One run's ingest window is short (seconds) and swings with whatever else the machine does:
+``--repeat N`` runs N baseline/candidate pairs alternately and reports the median of the
+pairs' ratios (``pair_ratios`` lists them all).
+
 Prints one JSON object.
 """
 
@@ -31,6 +35,7 @@ import datetime as dt
 import multiprocessing as mp
 import os
 import resource
+import statistics
 import sys
 import time
 import uuid
@@ -87,6 +92,11 @@ async def _clients(
             if kind == "live":
                 sub = {"type": "subscribe", "sites": [site], "rate_hz": rate_hz}
                 await ws.send(orjson.dumps(sub).decode())
+            # Connected = the server has set the stream up (a supervisor's replay included), so
+            # that the run measures the fan-out, not 1 200 connections being opened.
+            first = "subscribed" if kind == "live" else "hello"
+            while orjson.loads(await ws.recv())["type"] != first:
+                pass
             connected += 1
         try:
             async for raw in ws:
@@ -97,7 +107,7 @@ async def _clients(
                     await ws.send('{"type": "pong"}')
                 elif t == "telemetry":
                     mine["telemetry"].append(now - msg["ts_ms"])
-                    counts["telemetry_samples"] += len(msg["samples"])
+                    counts["telemetry_samples"] += len(msg["samples"]["device_id"])
                 elif t == "event" and "sent_ms" in msg["event"]:
                     mine["event"].append(now - msg["event"]["sent_ms"])
                 elif t == "push" and "sent_ms" in msg:
@@ -288,33 +298,49 @@ def main() -> None:
     p.add_argument("--devices", type=int, default=5000)
     p.add_argument("--ticks", type=int, default=12, help="samples per device in each run")
     p.add_argument("--live-rate", type=float, default=1.0, help="rate_hz of the live clients")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="baseline/candidate pairs, run alternately; the medians are reported (the ingest"
+        " rate of one short run swings with whatever else the machine does)",
+    )
     args = p.parse_args()
     import logging
     import tempfile
 
     logging.basicConfig(level=logging.WARNING)
-    runs: dict[str, Any] = {}
+    pairs: list[dict[str, Any]] = []
     with private_services() as found:
         if found is None:
             print(orjson.dumps({"error": "needs PostgreSQL and Mosquitto binaries"}).decode())
             return
         pg, broker = found
-        for name, clients in (("baseline", False), ("candidate", True)):
-            with fresh_database(pg.url, "bf") as url, tempfile.TemporaryDirectory() as tmp:
-                runs[name] = asyncio.run(
-                    one_run(
-                        mqtt_url=broker.url,
-                        database_url=url,
-                        data_dir=Path(tmp),
-                        devices=args.devices,
-                        ticks=args.ticks,
-                        clients=clients,
-                        live_rate_hz=args.live_rate,
+        for _ in range(args.repeat):
+            runs: dict[str, Any] = {}
+            for name, clients in (("baseline", False), ("candidate", True)):
+                with fresh_database(pg.url, "bf") as url, tempfile.TemporaryDirectory() as tmp:
+                    runs[name] = asyncio.run(
+                        one_run(
+                            mqtt_url=broker.url,
+                            database_url=url,
+                            data_dir=Path(tmp),
+                            devices=args.devices,
+                            ticks=args.ticks,
+                            clients=clients,
+                            live_rate_hz=args.live_rate,
+                        )
                     )
-                )
-    base = runs["baseline"]["samples_per_s"]
-    cand = runs["candidate"]["samples_per_s"]
-    lag = runs["candidate"]["clients"]["lag_ms"]
+            runs["ratio"] = round(
+                runs["candidate"]["samples_per_s"] / runs["baseline"]["samples_per_s"], 3
+            )
+            runs["load_average"] = [round(x, 2) for x in os.getloadavg()]
+            pairs.append(runs)
+    base = statistics.median(r["baseline"]["samples_per_s"] for r in pairs)
+    cand = statistics.median(r["candidate"]["samples_per_s"] for r in pairs)
+    ratio = statistics.median(r["ratio"] for r in pairs)
+    lags = [r["candidate"]["clients"]["lag_ms"] for r in pairs]
+    runs = pairs[-1]
     print(
         orjson.dumps(
             {
@@ -323,19 +349,23 @@ def main() -> None:
                 "load": f"{args.devices} devices × {args.ticks} single-sample frames, QoS 1",
                 "clients": f"200 /ws/live (one site of 1 000 devices each, {args.live_rate} Hz)"
                 " + 1 000 /ws/supervisor",
+                "pairs": len(pairs),
                 "baseline_samples_per_s": base,
                 "candidate_samples_per_s": cand,
-                "ratio": round(cand / base, 3),
-                "drop_pct": round(100 * (1 - cand / base), 1),
+                "ratio": ratio,  # the median of the pairs' ratios
+                "drop_pct": round(100 * (1 - ratio), 1),
                 "target_drop_pct_max": 10,
-                "met": cand >= 0.9 * base,
-                "lag_p99_ms": {k: v["p99"] for k, v in lag.items()},
+                "met": ratio >= 0.9,
+                "pair_ratios": [r["ratio"] for r in pairs],
+                "lag_p99_ms": {
+                    k: statistics.median(lag[k]["p99"] for lag in lags) for k in lags[0]
+                },
                 "server_cpu_us_per_sample": {
-                    "baseline": runs["baseline"]["server_cpu_us_per_sample"],
-                    "candidate": runs["candidate"]["server_cpu_us_per_sample"],
+                    k: statistics.median(r[k]["server_cpu_us_per_sample"] for r in pairs)
+                    for k in ("baseline", "candidate")
                 },
                 "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-                "runs": runs,
+                "runs": runs,  # the last pair in full
             },
             option=orjson.OPT_INDENT_2,
         ).decode()

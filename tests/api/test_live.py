@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosedError
 
 from api.embedded import free_port
 from api.live import LiveHub, serve_live
-from ingest.wire import SampleBatch
+from ingest.wire import MEASUREMENTS, SampleBatch
 from tests.factories import samples
 
 
@@ -75,14 +75,32 @@ async def test_live_telemetry_is_newest_sample_per_device_within_subscription(
     hub.set_device_facts("b1", site="B")
     async with connect(url) as ws:
         await subscribe(ws, sites=["A"], rate_hz=5)
-        hub.publish_batch(batch("a1", 5))
+        sent = samples("a1", 5)
+        hub.publish_batch(SampleBatch.from_samples(sent))
         hub.publish_batch(batch("b1", 5))
         frame = await recv(ws, "telemetry")
-    assert [s["device_id"] for s in frame["samples"]] == ["a1"]
-    assert (
-        frame["samples"][0]["ts_ms"] == samples("a1", 5)[-1].ts_ms
-        or frame["samples"][0]["hr"] is not None
-    )
+    columns = frame["samples"]
+    assert columns["device_id"] == ["a1"]
+    assert columns["ts_ms"] == [sent[-1].ts_ms]
+    assert columns["hr"] == [sent[-1].hr]
+    assert set(columns) == {"device_id", "ts_ms", "flags", *MEASUREMENTS}
+
+
+def test_hub_latest_table_keeps_the_newest_sample_and_ignores_late_ones() -> None:
+    """The table holds each device's newest sample; a late (older) sample never replaces it."""
+    hub = LiveHub()
+    late = samples("a1", 4)
+    hub.publish_batch(SampleBatch.from_samples(late[2:] + samples("b1", 1)))
+    hub.publish_batch(SampleBatch.from_samples(late[:2]))
+    row = hub.latest()["a1"]
+    assert row["ts_ms"] == late[-1].ts_ms
+    assert row["hr"] == pytest.approx(late[-1].hr, abs=1e-4)
+    assert set(hub.latest()) == {"a1", "b1"}
+    assert hub.latest().get("zz") is None
+    lat, lon = late[-1].lat, late[-1].lon
+    assert lat is not None
+    assert lon is not None
+    assert hub.positions()["a1"] == pytest.approx((lat, lon))
 
 
 async def test_live_sites_outside_the_users_scope_are_never_sent(live: tuple[LiveHub, str]) -> None:
@@ -128,9 +146,9 @@ async def test_hub_client_not_draining_its_queue_is_dropped_others_keep_everythi
         for n in range(20):
             hub.publish_event({"kind": "alarm", "n": n})
             while not fast.events.empty():
-                msg = fast.events.get_nowait()
-                assert msg is not None
-                got.append(msg["event"]["n"])
+                text = fast.events.get_nowait()
+                assert text is not None
+                got.append(orjson.loads(text)["event"]["n"])
         assert got == list(range(20))
         assert slow.events.get_nowait() is None  # the drop signal: its sender closes the socket
     assert hub.dropped_clients == 1
@@ -177,7 +195,8 @@ async def test_live_bad_subscription_is_refused_with_reason(
 
 
 async def test_hub_clients_of_one_filter_share_one_frame_with_only_changed_devices() -> None:
-    """Frames are built once per filter and tick; a device is sent again only after it changed."""
+    """Frames are built once per filter and tick; a device is sent again only after it changed;
+    a client that missed a tick (slow) or resubscribed gets every device again."""
     from api.live import Subscription
 
     hub = LiveHub()
@@ -190,13 +209,19 @@ async def test_hub_clients_of_one_filter_share_one_frame_with_only_changed_devic
         first = hub.telemetry_frame(one, 1)
         assert first is not None
         assert hub.telemetry_frame(two, 1) is first  # the same text object: built once
-        assert sorted(s["device_id"] for s in orjson.loads(first)["samples"]) == ["a1", "a2"]
+        assert sorted(orjson.loads(first)["samples"]["device_id"]) == ["a1", "a2"]
         assert hub.telemetry_frame(one, 2) is None  # nothing changed since
+        hub.publish_batch(batch("a1", 1))
+        assert hub.telemetry_frame(one, 3) is not None  # two misses tick 3 (too slow)
         hub.publish_batch(batch("a2", 1))
-        again = hub.telemetry_frame(one, 3)
+        again = hub.telemetry_frame(one, 4)
         assert again is not None
-        assert [s["device_id"] for s in orjson.loads(again)["samples"]] == ["a2"]
-        one.restart()
-        resent = hub.telemetry_frame(one, 4)
+        assert orjson.loads(again)["samples"]["device_id"] == ["a2"]
+        lagging = hub.telemetry_frame(two, 4)  # not the changes since tick 3: everything
+        assert lagging is not None
+        assert sorted(orjson.loads(lagging)["samples"]["device_id"]) == ["a1", "a2"]
+        assert hub.telemetry_frame(two, 5) is None  # caught up
+        hub.resubscribe(one, Subscription(sites=frozenset({"B"})))
+        resent = hub.telemetry_frame(one, 5)
         assert resent is not None
-        assert len(orjson.loads(resent)["samples"]) == 2
+        assert orjson.loads(resent)["samples"]["device_id"] == ["b1"]

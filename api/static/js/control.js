@@ -122,7 +122,7 @@ export class ControlRoom {
       this.cursor = m.cursor;
     } else if (m.type === "telemetry") {
       this.lastFrameAt = Date.now();
-      for (const sample of m.samples) this._sample(sample);
+      for (const sample of samplesOf(m.samples)) this._sample(sample);
       this.renderLive();
     } else if (m.type === "event") {
       this.cursor = m.cursor;
@@ -585,3 +585,15 @@ export function toast(message) {
 }
 
 export { dateTime };
+
+// A telemetry frame's samples come as columns ({device_id: [...], ts_ms: [...], hr: [...]});
+// one object per device, as the REST answers give them.
+export function* samplesOf(columns) {
+  const names = Object.keys(columns);
+  const n = columns.device_id.length;
+  for (let i = 0; i < n; i++) {
+    const sample = {};
+    for (const name of names) sample[name] = columns[name][i];
+    yield sample;
+  }
+}
