@@ -12,7 +12,6 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors._buffers import EventBuffer, MinuteBuffer
-from detectors._jit import kernel
 from detectors.config import DetectorSettings
 from detectors.models import AlarmKind, WorkerProfile
 from detectors.policy import Rule, RuleTable
