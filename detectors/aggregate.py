@@ -34,7 +34,7 @@ def aggregate_step(  # type: ignore[no-untyped-def]
         total = 0.0
         count = 0
     if good:
-        total += v
+        total += np.float64(v)  # float64 also without the JIT (NumPy: float + float32 is float32)
         count += 1
     return cur, total, count
 
