@@ -20,8 +20,8 @@ from detectors._jit import helper, kernel
 from detectors.aggregate import aggregate_step
 from detectors.base import Q_GPS, Q_HR, Q_MOTION, Q_SKIN, Q_SPO2, BatchContext, Detector
 from detectors.man_down import man_down_scores, man_down_step
-from detectors.policy import step_rules
-from detectors.presence import offline_seen, outside_score
+from detectors.policy import rules_quiet, step_rules
+from detectors.presence import distance_m, fix_idle, offline_seen, outside_score
 from detectors.quality import quality_load, quality_step, quality_store
 from detectors.recovery import recovery_step
 from detectors.skin_temp import skin_step
@@ -73,6 +73,8 @@ def fused_kernel(start, idx, slot, cols, quality, ev, mb, qd, ad, sd, kd, md, rd
     r_hs, r_hs_t, r_ms, r_ms_t, r_active_since, r_rest_start, r_rec = r_arr
     (p_warn, p_crit), p_arr, p_sc, p_rules = pd
     p_monitored, p_role, p_lat, p_lon, p_r, p_last_seen, p_off_lvl, p_outside = p_arr
+    p_op, p_on, p_since, p_active = p_rules[2], p_rules[5], p_rules[7], p_rules[8]
+    d_op, d_on, d_since, d_active = d_rules[2], d_rules[5], d_rules[7], d_rules[8]
     # EWMA weight caches (scalars, see `ewma_weight`): quality, skin, recovery HR and motion
     qw, qw_step, kw, kw_step = 0.0, -1, 0.0, -1
     rwh, rwh_step, rwm, rwm_step = 0.0, -1, 0.0, -1
@@ -91,7 +93,11 @@ def fused_kernel(start, idx, slot, cols, quality, ev, mb, qd, ad, sd, kd, md, rd
         rst = (r_hs[s], r_hs_t[s], r_ms[s], r_ms_t[s], r_active_since[s], r_rest_start[s],
                r_rec[s])  # fmt: skip
         monitored, role = p_monitored[s], p_role[s]
+        f_lat, f_lon, f_r = p_lat[s], p_lon[s], p_r[s]
         last_seen, off_lvl, outside = p_last_seen[s], p_off_lvl[s], p_outside[s]
+        idle_fix = -1  # the run's last GPS fix whose exact distance was skipped (fix_idle)
+        d_quiet = False  # man-down's rules found quiet (`rules_quiet`) at the scores d_last
+        d_last = (0.0, 0.0, 0.0)
         stop = False
         while k < n:
             i = idx[k]
@@ -148,8 +154,13 @@ def fused_kernel(start, idx, slot, cols, quality, ev, mb, qd, ad, sd, kd, md, rd
                     motion_t,
                 )
             )  # fmt: skip
-            man_down_scores(d_sc, still, sos, fall)
-            rules(s, t, d_sc, d_sc, d_rules, ev)
+            # six rules, usually all quiet at the same scores (0, 0, 0: moving, no flags)
+            if not (d_quiet and sos == d_last[0] and fall == d_last[1] and still == d_last[2]):
+                man_down_scores(d_sc, still, sos, fall)
+                d_quiet = rules_quiet(s, d_sc, d_op, d_on, d_since, d_active)
+                if not d_quiet:
+                    rules(s, t, d_sc, d_sc, d_rules, ev)
+                d_last = (sos, fall, still)
             # ---- recovery
             rst, rwh, rwh_step, rwm, rwm_step = recovery_step(
                 t, q, hr[i], motion[i], r_rest, r_active_min, r_after, r_tau, r_gap, rst,
@@ -165,10 +176,16 @@ def fused_kernel(start, idx, slot, cols, quality, ev, mb, qd, ad, sd, kd, md, rd
                 )  # fmt: skip
             last_seen = t
             if role != 0 and q & Q_GPS:
-                outside = outside_score(p_sc, p_lat[s], p_lon[s], p_r[s], lat[i], lon[i],
-                                        gps_acc[i])  # fmt: skip
-                rules(s, t, p_sc, p_sc, p_rules, ev)
+                if fix_idle(s, f_lat, f_lon, f_r, lat[i], lon[i], gps_acc[i], p_op, p_on,
+                            p_since, p_active):  # fmt: skip
+                    idle_fix = i
+                else:
+                    idle_fix = -1
+                    outside = outside_score(p_sc, f_lat, f_lon, f_r, lat[i], lon[i], gps_acc[i])
+                    rules(s, t, p_sc, p_sc, p_rules, ev)
         # ---- store the slot's state
+        if idle_fix >= 0:
+            outside = distance_m(f_lat, f_lon, lat[idle_fix], lon[idle_fix]) - f_r
         q_last_ts[s] = last_ts
         quality_store(s, qst, q_last_v, q_last_t, q_flat_t, q_frac, q_fault)
         a_cur[s], a_total[s], a_count[s] = cur, total, count
@@ -185,18 +202,21 @@ def fused_kernel(start, idx, slot, cols, quality, ev, mb, qd, ad, sd, kd, md, rd
 
 
 @kernel
-def group_by_slot(slot, n_parts, counts, idx, starts):  # type: ignore[no-untyped-def]
-    """Sort the samples by slot, each slot's samples in batch order (a counting sort), and
+def group_by_slot(dev, remap, n_parts, counts, slot, idx, starts):  # type: ignore[no-untyped-def]
+    """Map each sample's batch device ``dev`` to its slot (``slot[i] = remap[dev[i]]``),
+    sort the samples by slot, each slot's samples in batch order (a counting sort), and
     cut the result into ``n_parts`` ranges of whole slots holding about equal numbers of
     samples: part p is ``idx[starts[p]:starts[p + 1]]`` (a part may be empty).
 
-    ``counts`` is scratch with one entry per slot plus one, zero on entry; ``idx`` has one
-    entry per sample, ``starts`` ``n_parts + 1``.
+    ``counts`` is scratch with one entry per slot plus one, zero on entry; ``slot`` and
+    ``idx`` have one entry per sample, ``starts`` ``n_parts + 1``.
     """
-    n = slot.shape[0]
+    n = dev.shape[0]
     n_slots = counts.shape[0] - 1
     for i in range(n):
-        counts[np.uint32(slot[i]) + 1] += 1
+        s = remap[np.uint32(dev[i])]
+        slot[i] = s
+        counts[np.uint32(s) + 1] += 1
     target = (n + n_parts - 1) // n_parts
     p = 1
     starts[0] = 0

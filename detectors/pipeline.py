@@ -156,9 +156,8 @@ class DetectorPipeline:
         Samples of one device must come in time order across calls; older or duplicate
         ones are skipped. Returns the alarm events, in time order.
         """
-        slot = self._slots(batch)
+        slot, parts = self._group(batch)
         quality = np.zeros(len(batch), dtype=np.uint8)
-        parts = self._split(slot)
         while len(self._events) < len(parts):  # output buffers per part, kept across calls
             self._events.append(EventBuffer())
             self._minutes.append(MinuteBuffer())
@@ -211,8 +210,13 @@ class DetectorPipeline:
         for d in self._minute_level:
             d.update(ctx)
 
-    def _slots(self, batch: SampleBatch) -> npt.NDArray[np.int32]:
-        """The slot of every sample (devices seen for the first time get one, in order)."""
+    def _group(
+        self, batch: SampleBatch
+    ) -> tuple[npt.NDArray[np.int32], list[npt.NDArray[np.int64]]]:
+        """The slot of every sample (devices seen for the first time get one, in order) and
+        the samples grouped by slot, each slot's in batch order (so the fused pass loads a
+        device's state once per batch): one part, or `PARTS_PER_THREAD` per thread over
+        ranges of slots holding about equal numbers of samples."""
         devices = batch.devices
         if len(devices) > 1:
             try:
@@ -221,24 +225,18 @@ class DetectorPipeline:
                 found = [self.slot(d) for d in devices]
         else:
             found = [self.slot(d) for d in devices]
-        remap = np.array(found, dtype=np.int32)
-        return np.take(remap, batch.dev) if len(batch) else np.empty(0, np.int32)
-
-    def _split(self, slot: npt.NDArray[np.int32]) -> list[npt.NDArray[np.int64]]:
-        """The samples grouped by slot (each slot's in batch order, so the fused pass loads
-        a device's state once per batch): one part, or `PARTS_PER_THREAD` per thread over
-        ranges of slots holding about equal numbers of samples."""
-        n = slot.shape[0]
+        n = len(batch)
         parts = 1
         if self.settings.threads > 1 and n >= self.settings.thread_min_samples:
             parts = self.settings.threads * PARTS_PER_THREAD
+        slot = np.empty(n, dtype=np.int32)
         idx = np.empty(n, dtype=np.int64)
-        starts = np.empty(parts + 1, dtype=np.int64)
+        starts = np.zeros(parts + 1, dtype=np.int64)
         if n:
-            group_by_slot(slot, parts, np.zeros(self.capacity + 1, dtype=np.int64), idx, starts)
-        else:
-            starts[:] = 0
-        return [idx[starts[p] : starts[p + 1]] for p in range(parts)]
+            remap = np.array(found, dtype=np.int32)
+            counts = np.zeros(self.capacity + 1, dtype=np.int64)
+            group_by_slot(batch.dev, remap, parts, counts, slot, idx, starts)
+        return slot, [idx[starts[p] : starts[p + 1]] for p in range(parts)]
 
     def tick(self, now_ms: int) -> list[AlarmEvent]:
         """Advance the clock only (device-offline checks between batches)."""

@@ -18,7 +18,7 @@ from detectors._jit import helper, kernel
 from detectors.base import Q_FRESH, Q_GPS, BatchContext, Detector, StateField, drive, ms
 from detectors.config import DetectorSettings
 from detectors.models import KIND_CODE, AlarmKind, Severity
-from detectors.policy import Rule, emit, step_rules
+from detectors.policy import Rule, emit, rules_idle, step_rules
 
 EARTH_RADIUS_M = 6_371_008.8
 ROLE_NONE, ROLE_WORKER, ROLE_WATCHER = 0, 1, 2
@@ -30,6 +30,17 @@ def distance_m(lat1, lon1, lat2, lon2):  # type: ignore[no-untyped-def]
     """Equirectangular distance in metres (exact enough within a few km)."""
     rad = math.pi / 180.0
     x = (lon2 - lon1) * rad * math.cos(0.5 * (lat1 + lat2) * rad)
+    y = (lat2 - lat1) * rad
+    return EARTH_RADIUS_M * math.sqrt(x * x + y * y)
+
+
+@helper
+def distance_bound_m(lat1, lon1, lat2, lon2):  # type: ignore[no-untyped-def]
+    """An upper bound of `distance_m` without its cosine: the same operations with the
+    cosine replaced by 1. Rounding is monotonic and |cos| ≤ 1, so every intermediate is at
+    least as large in magnitude: ``distance_bound_m(...) >= distance_m(...)`` exactly."""
+    rad = math.pi / 180.0
+    x = (lon2 - lon1) * rad
     y = (lat2 - lat1) * rad
     return EARTH_RADIUS_M * math.sqrt(x * x + y * y)
 
@@ -80,6 +91,17 @@ def outside_score(sc, f_lat, f_lon, f_r, la, lo, acc):  # type: ignore[no-untype
     return d
 
 
+@helper
+def fix_idle(s, f_lat, f_lon, f_r, la, lo, acc, r_op, on, since, active):  # type: ignore[no-untyped-def]
+    """True when a GPS fix certainly changes no rule (the usual case: inside the fence, no
+    alarm, no hold running), judged on `distance_bound_m`: the score ``d − f_r − margin``
+    is monotonic in ``d``, so the bound's score is at least the exact one. The kernels then
+    skip the exact distance and the rule step, which would change nothing."""
+    margin = acc if acc == acc else 0.0
+    hi = (distance_bound_m(f_lat, f_lon, la, lo) - f_r) - margin
+    return rules_idle(s, hi, r_op, on, since, active)
+
+
 @kernel
 def presence_kernel(  # type: ignore[no-untyped-def]
     start, idx, slot, ts, lat, lon, gps_acc, quality, warn_ms, crit_ms,
@@ -106,6 +128,10 @@ def presence_kernel(  # type: ignore[no-untyped-def]
             )  # fmt: skip
         last_seen[s] = t
         if role[s] == 0 or not q & Q_GPS:
+            continue
+        if fix_idle(s, f_lat[s], f_lon[s], f_r[s], lat[i], lon[i], gps_acc[i], r_op, on, since,
+                    active):  # fmt: skip
+            outside[s] = distance_m(f_lat[s], f_lon[s], lat[i], lon[i]) - f_r[s]
             continue
         outside[s] = outside_score(sc, f_lat[s], f_lon[s], f_r[s], lat[i], lon[i], gps_acc[i])
         step_rules(
