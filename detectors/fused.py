@@ -20,7 +20,7 @@ from detectors._jit import helper, kernel
 from detectors.aggregate import aggregate_step
 from detectors.base import Q_GPS, Q_HR, Q_MOTION, Q_SKIN, Q_SPO2, BatchContext, Detector
 from detectors.man_down import man_down_scores, man_down_step
-from detectors.policy import rules_quiet, step_rules, step_slot_rules
+from detectors.policy import rules_quiet, step_rules
 from detectors.presence import distance_m, fix_idle, offline_seen, outside_score
 from detectors.quality import quality_load, quality_step, quality_store
 from detectors.recovery import recovery_step
@@ -44,26 +44,6 @@ def rules(s, t, sc, vals, table, ev):  # type: ignore[no-untyped-def]
     step_rules(
         s, t, sc, vals, r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince,
         lvl, codes, ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
-    )  # fmt: skip
-
-
-@helper
-def slot_rows(table, s):  # type: ignore[no-untyped-def]
-    """The slot's rows of a rule table's per-slot arrays (on, off, since, active, csince,
-    lvl): views, taken once per run of a slot's samples."""
-    on, off, since, active, csince, lvl = table[5:11]
-    return on[s], off[s], since[s], active[s], csince[s], lvl[s]
-
-
-@helper
-def row_rules(s, t, sc, vals, table, rows, ev):  # type: ignore[no-untyped-def]
-    """`rules` on rows from `slot_rows`."""
-    r_kind, r_sev, r_op, r_hold, r_clear = table[0], table[1], table[2], table[3], table[4]
-    on_, off_, since_, active_, csince_, lvl_ = rows
-    ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n = ev
-    step_slot_rules(
-        s, t, sc, vals, r_kind, r_sev, r_op, r_hold, r_clear, on_, off_, since_, active_,
-        csince_, lvl_, table[11], ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
     )  # fmt: skip
 
 
@@ -116,8 +96,6 @@ def fused_kernel(start, idx, slot, cols, quality, ev, mb, qd, ad, sd, kd, md, rd
         f_lat, f_lon, f_r = p_lat[s], p_lon[s], p_r[s]
         last_seen, off_lvl, outside = p_last_seen[s], p_off_lvl[s], p_outside[s]
         idle_fix = -1  # the run's last GPS fix whose exact distance was skipped (fix_idle)
-        q_rows, o_rows = slot_rows(q_rules, s), slot_rows(o_rules, s)
-        k_rows, r_rows = slot_rows(k_rules, s), slot_rows(r_rules, s)
         d_quiet = False  # man-down's rules found quiet (`rules_quiet`) at the scores d_last
         d_last = (0.0, 0.0, 0.0)
         stop = False
@@ -143,7 +121,7 @@ def fused_kernel(start, idx, slot, cols, quality, ev, mb, qd, ad, sd, kd, md, rd
             quality[i] = q
             if present:
                 q_sc[0] = qst[12]
-                row_rules(s, t, q_sc, q_sc, q_rules, q_rows, ev)
+                rules(s, t, q_sc, q_sc, q_rules, ev)
             # ---- 1-minute aggregation
             cur, total, count = aggregate_step(
                 s, t, hr[i], q & Q_HR, a_min, cur, total, count, m_slot, m_end, m_hr, m_count,
@@ -156,7 +134,7 @@ def fused_kernel(start, idx, slot, cols, quality, ev, mb, qd, ad, sd, kd, md, rd
                 )
                 o_sc[0] = avg
                 o_sc[1] = avg
-                row_rules(s, t, o_sc, o_sc, o_rules, o_rows, ev)
+                rules(s, t, o_sc, o_sc, o_rules, ev)
             # ---- skin temperature
             if q & Q_SKIN:
                 first_t, skin_t, level, rate, kw, kw_step = skin_step(
@@ -167,7 +145,7 @@ def fused_kernel(start, idx, slot, cols, quality, ev, mb, qd, ad, sd, kd, md, rd
                 k_vals[0] = level
                 k_sc[1] = rate if t - first_t >= k_warm else np.nan
                 k_vals[1] = level
-                row_rules(s, t, k_sc, k_vals, k_rules, k_rows, ev)
+                rules(s, t, k_sc, k_vals, k_rules, ev)
             # ---- man-down
             sos_last, fall_start, fall_last, still_since, motion_t, still, sos, fall = (
                 man_down_step(
@@ -189,7 +167,7 @@ def fused_kernel(start, idx, slot, cols, quality, ev, mb, qd, ad, sd, kd, md, rd
                 rwh, rwh_step, rwm, rwm_step,
             )  # fmt: skip
             r_sc[0] = rst[6]
-            row_rules(s, t, r_sc, r_sc, r_rules, r_rows, ev)
+            rules(s, t, r_sc, r_sc, r_rules, ev)
             # ---- presence
             if monitored:
                 off_lvl = offline_seen(

@@ -105,28 +105,13 @@ def step_rules(  # type: ignore[no-untyped-def]
 
     ``sc`` holds one decision score per rule, ``vals`` the value each rule reports in its
     events. Emits at most one event per kind (its new level); returns how many it emitted.
-    """
-    return step_slot_rules(
-        slot, ts, sc, vals, r_kind, r_sev, r_op, r_hold, r_clear,
-        on[slot], off[slot], since[slot], active[slot], csince[slot], lvl[slot], kind_codes,
-        ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
-    )  # fmt: skip
-
-
-@helper
-def step_slot_rules(  # type: ignore[no-untyped-def]
-    slot, ts, sc, vals,
-    r_kind, r_sev, r_op, r_hold, r_clear, on_, off_, since_, active_, csince_,
-    lvl_, kind_codes,
-    ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
-):  # fmt: skip
-    """`step_rules` on the slot's rows of the per-slot arrays (``on[slot]`` …, views: a
-    kernel walking one slot's samples takes them once, not a 2-D index per access).
-
     A kind's level is a function of its rules' active flags, so the per-kind pass runs only
     when a flag flipped (``lvl`` is only written here, so it always equals that function).
     """
     n_rules = sc.shape[0]
+    # the slot's rows once (views: no copy, no allocation), not a 2-D index per access
+    on_, off_, since_, active_, csince_ = (on[slot], off[slot], since[slot], active[slot],
+                                           csince[slot])  # fmt: skip
     changed = False
     for r in range(n_rules):
         s = sc[r]
@@ -156,6 +141,7 @@ def step_slot_rules(  # type: ignore[no-untyped-def]
                 changed = True
     emitted = 0
     if changed:  # levels derive from the active flags only: else nothing can have changed
+        lvl_ = lvl[slot]
         for k in range(kind_codes.shape[0]):
             new = 0
             value = np.nan
