@@ -12,7 +12,6 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors._buffers import EventBuffer, MinuteBuffer
-from detectors._jit import kernel
 from detectors.config import DetectorSettings
 from detectors.models import AlarmKind, WorkerProfile
 from detectors.policy import Rule, RuleTable
@@ -63,42 +62,6 @@ class BatchContext:
     def n(self) -> int:
         """Samples this context covers."""
         return int(self.idx.shape[0])
-
-
-@kernel
-def split_by_slot(slot, n_parts, part_of, idx, starts):  # type: ignore[no-untyped-def]
-    """Group the samples into ``n_parts`` ranges of slots holding about equal numbers of
-    samples, each part's samples in batch order: part p is ``idx[starts[p]:starts[p + 1]]``.
-
-    ``part_of`` is scratch, one entry per slot, zero on entry; ``idx`` has one entry per
-    sample, ``starts`` ``n_parts + 1``. Slots are split only between (never within), so a
-    part may be empty.
-    """
-    n = slot.shape[0]
-    for i in range(n):
-        part_of[slot[i]] += 1  # first: samples per slot
-    target = (n + n_parts - 1) // n_parts
-    p = 0
-    seen = 0
-    for s in range(part_of.shape[0]):
-        count = part_of[s]
-        part_of[s] = p  # then: the part of each slot
-        seen += count
-        if seen >= target * (p + 1) and p < n_parts - 1:
-            p += 1
-    for q in range(n_parts + 1):
-        starts[q] = 0
-    for i in range(n):
-        starts[part_of[slot[i]] + 1] += 1
-    for q in range(n_parts):
-        starts[q + 1] += starts[q]
-    for i in range(n):  # place, shifting starts[p] up; then shift back
-        q = part_of[slot[i]]
-        idx[starts[q]] = i
-        starts[q] += 1
-    for q in range(n_parts, 0, -1):
-        starts[q] = starts[q - 1]
-    starts[0] = 0
 
 
 def batch_context(
@@ -186,6 +149,11 @@ class Detector(ABC):
     @abstractmethod
     def update(self, ctx: BatchContext) -> None:
         """Advance every slot over the batch; append level changes to ``ctx.events``."""
+
+    def fused_args(self) -> tuple[Any, ...]:
+        """A sample-level detector's arguments to `detectors.fused.fused_kernel`:
+        (parameters, state arrays, score scratch…, rule arrays), fresh scratch per call."""
+        raise NotImplementedError(f"{self.name} is not a sample-level detector")
 
     # ----------------------------------------------------------------- uniform interface
 

@@ -20,11 +20,12 @@ import orjson
 from detectors._buffers import EventBuffer, MinuteBuffer
 from detectors.aggregate import MinuteAggregator
 from detectors.alarms import AlarmBook
-from detectors.base import BatchContext, Detector, batch_context, split_by_slot
+from detectors.base import BatchContext, Detector, batch_context
 from detectors.config import DetectorSettings
 from detectors.core_temp import CoreTempDetector
 from detectors.drift import DriftDetector
 from detectors.errors import SnapshotError
+from detectors.fused import FUSED, advance_samples, group_by_slot
 from detectors.heart_rate import SustainedHeartRateDetector
 from detectors.man_down import ManDownDetector
 from detectors.models import KINDS, AlarmEvent, AlarmKind, Geofence, WorkerProfile
@@ -74,6 +75,9 @@ class DetectorPipeline:
         self.settings = settings.for_site(site)
         self.detectors: list[Detector] = [t(self.settings) for t in DETECTOR_TYPES]
         self.presence = next(d for d in self.detectors if isinstance(d, PresenceDetector))
+        #: The sample-level detectors run fused (`detectors.fused`), then the minute-level.
+        self._fused = {d.name: d for d in self.detectors if d.name in FUSED}
+        self._minute_level = [d for d in self.detectors if d.name not in FUSED]
         self.devices: list[str] = []
         self._slot: dict[str, int] = {}
         self.capacity = 0
@@ -170,9 +174,8 @@ class DetectorPipeline:
         Samples of one device must come in time order across calls; older or duplicate
         ones are skipped. Returns the alarm events, in time order.
         """
-        slot = self._slots(batch)
+        slot, parts = self._group(batch)
         quality = np.zeros(len(batch), dtype=np.uint8)
-        parts = self._split(slot)
         while len(self._events) < len(parts):  # output buffers per part, kept across calls
             self._events.append(EventBuffer())
             self._minutes.append(MinuteBuffer())
@@ -219,12 +222,19 @@ class DetectorPipeline:
                 f.result()
 
     def _advance(self, ctx: BatchContext) -> None:
-        """Every detector, in order, over the samples of one context."""
-        for d in self.detectors:
+        """Every detector over the samples of one context: the sample-level ones in one
+        pass per device, then the minute-level ones over the minutes that pass closed."""
+        advance_samples(ctx, self._fused)
+        for d in self._minute_level:
             d.update(ctx)
 
-    def _slots(self, batch: SampleBatch) -> npt.NDArray[np.int32]:
-        """The slot of every sample (devices seen for the first time get one, in order)."""
+    def _group(
+        self, batch: SampleBatch
+    ) -> tuple[npt.NDArray[np.int32], list[npt.NDArray[np.int64]]]:
+        """The slot of every sample (devices seen for the first time get one, in order) and
+        the samples grouped by slot, each slot's in batch order (so the fused pass loads a
+        device's state once per batch): one part, or `PARTS_PER_THREAD` per thread over
+        ranges of slots holding about equal numbers of samples."""
         devices = batch.devices
         if len(devices) > 1:
             try:
@@ -233,20 +243,18 @@ class DetectorPipeline:
                 found = [self.slot(d) for d in devices]
         else:
             found = [self.slot(d) for d in devices]
-        remap = np.array(found, dtype=np.int32)
-        return np.take(remap, batch.dev) if len(batch) else np.empty(0, np.int32)
-
-    def _split(self, slot: npt.NDArray[np.int32]) -> list[npt.NDArray[np.int64]]:
-        """The samples of each part, in batch order: one part, or `PARTS_PER_THREAD` per
-        thread over ranges of slots holding about equal numbers of samples."""
-        n = slot.shape[0]
-        if self.settings.threads == 1 or n < self.settings.thread_min_samples:
-            return [np.arange(n, dtype=np.int64)]
-        parts = self.settings.threads * PARTS_PER_THREAD
+        n = len(batch)
+        parts = 1
+        if self.settings.threads > 1 and n >= self.settings.thread_min_samples:
+            parts = self.settings.threads * PARTS_PER_THREAD
+        slot = np.empty(n, dtype=np.int32)
         idx = np.empty(n, dtype=np.int64)
-        starts = np.empty(parts + 1, dtype=np.int64)
-        split_by_slot(slot, parts, np.zeros(self.capacity, dtype=np.int64), idx, starts)
-        return [idx[starts[p] : starts[p + 1]] for p in range(parts)]
+        starts = np.zeros(parts + 1, dtype=np.int64)
+        if n:
+            remap = np.array(found, dtype=np.int32)
+            counts = np.zeros(self.capacity + 1, dtype=np.int64)
+            group_by_slot(batch.dev, remap, parts, counts, slot, idx, starts)
+        return slot, [idx[starts[p] : starts[p + 1]] for p in range(parts)]
 
     def tick(self, now_ms: int) -> list[AlarmEvent]:
         """Advance the clock only (device-offline checks between batches)."""

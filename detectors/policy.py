@@ -43,6 +43,33 @@ def compare(score: float, limit: float, op: int) -> bool:
 
 
 @helper
+def rules_idle(slot, hi, r_op, on, since, active):  # type: ignore[no-untyped-def]
+    """True when `step_rules` would change nothing for any score ≤ ``hi`` (in every rule):
+    each rule inactive, no hold running, of the "greater" kind, and ``hi`` not over its
+    on-limit. Lets a kernel skip computing an exact score it can bound from above cheaply."""
+    for r in range(r_op.shape[0]):
+        if active[slot, r] != 0 or since[slot, r] >= 0 or r_op[r] > OP_GE:
+            return False
+        if compare(hi, on[slot, r], r_op[r]):
+            return False
+    return True
+
+
+@helper
+def rules_quiet(slot, sc, r_op, on, since, active):  # type: ignore[no-untyped-def]
+    """True when `step_rules` with scores ``sc`` would change nothing: every rule inactive,
+    no hold running, and no score meeting its on-limit. The state stays so until a step
+    changes it, so a kernel that found it quiet may skip the steps of later observations
+    with the same scores."""
+    for r in range(sc.shape[0]):
+        if active[slot, r] != 0 or since[slot, r] >= 0:
+            return False
+        if compare(sc[r], on[slot, r], r_op[r]):
+            return False
+    return True
+
+
+@helper
 def ewma_weight(step, tau, last_step, last_w):  # type: ignore[no-untyped-def]
     """``(1 − exp(−step/tau), step)``, reusing ``last_w`` when ``step == last_step``.
 
@@ -82,35 +109,39 @@ def step_rules(  # type: ignore[no-untyped-def]
     when a flag flipped (``lvl`` is only written here, so it always equals that function).
     """
     n_rules = sc.shape[0]
+    # the slot's rows once (views: no copy, no allocation), not a 2-D index per access
+    on_, off_, since_, active_, csince_ = (on[slot], off[slot], since[slot], active[slot],
+                                           csince[slot])  # fmt: skip
     changed = False
     for r in range(n_rules):
         s = sc[r]
         if s != s:  # NaN: no decision
             continue
-        if active[slot, r] == 0:
-            if compare(s, on[slot, r], r_op[r]):
-                if since[slot, r] < 0:
-                    since[slot, r] = ts
-                if ts - since[slot, r] >= r_hold[r]:
-                    active[slot, r] = 1
-                    since[slot, r] = -1
-                    csince[slot, r] = -1
+        if active_[r] == 0:
+            if compare(s, on_[r], r_op[r]):
+                if since_[r] < 0:
+                    since_[r] = ts
+                if ts - since_[r] >= r_hold[r]:
+                    active_[r] = 1
+                    since_[r] = -1
+                    csince_[r] = -1
                     changed = True
-            elif since[slot, r] >= 0:
-                since[slot, r] = -1
-        elif compare(s, off[slot, r], r_op[r]):
-            if csince[slot, r] >= 0:
-                csince[slot, r] = -1
+            elif since_[r] >= 0:
+                since_[r] = -1
+        elif compare(s, off_[r], r_op[r]):
+            if csince_[r] >= 0:
+                csince_[r] = -1
         else:
-            if csince[slot, r] < 0:
-                csince[slot, r] = ts
-            if ts - csince[slot, r] >= r_clear[r]:
-                active[slot, r] = 0
-                since[slot, r] = -1
-                csince[slot, r] = -1
+            if csince_[r] < 0:
+                csince_[r] = ts
+            if ts - csince_[r] >= r_clear[r]:
+                active_[r] = 0
+                since_[r] = -1
+                csince_[r] = -1
                 changed = True
     emitted = 0
     if changed:  # levels derive from the active flags only: else nothing can have changed
+        lvl_ = lvl[slot]
         for k in range(kind_codes.shape[0]):
             new = 0
             value = np.nan
@@ -120,10 +151,10 @@ def step_rules(  # type: ignore[no-untyped-def]
                     continue
                 if first != first:
                     first = vals[r]
-                if active[slot, r] != 0 and r_sev[r] > new:
+                if active_[r] != 0 and r_sev[r] > new:
                     new = r_sev[r]
                     value = vals[r]
-            if new != lvl[slot, k]:
+            if new != lvl_[k]:
                 if new == 0:
                     value = first
                 emit(
@@ -139,7 +170,7 @@ def step_rules(  # type: ignore[no-untyped-def]
                     ts,
                     value,
                 )
-                lvl[slot, k] = new
+                lvl_[k] = new
                 emitted += 1
     return emitted
 

@@ -7,7 +7,7 @@ such values. A time-weighted fraction of bad samples per channel drives ``sensor
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -32,8 +32,6 @@ from detectors.policy import Rule, ewma_weight, step_rules
 
 #: Channel order of the per-channel arrays: HR, SpO2, skin temperature.
 N_CH = 3
-#: The quality bit of each channel, in that order.
-CHANNEL_BIT = (Q_HR, Q_SPO2, Q_SKIN)
 
 
 @helper
@@ -60,6 +58,87 @@ def channel_test(v, t, lo, hi, roc, flat_ms, gap_ms, last_v, last_t, flat_t):  #
     return bad, t, 1000  # first value, or after a gap: the tests restart
 
 
+@helper
+def channel_step(  # type: ignore[no-untyped-def]
+    v, t, lo, hi, roc, flat_ms, gap_ms, tau_ms, last_v, last_t, flat_t, frac, w, w_step
+):
+    """One present value of a channel: its tests, then the bad-fraction EWMA. Returns
+    (good, flat-run start, bad fraction, EWMA weight cache); the channel's new last value
+    and time are ``v`` and ``t``."""
+    bad, flat_t, step = channel_test(v, t, lo, hi, roc, flat_ms, gap_ms, last_v, last_t, flat_t)
+    w, w_step = ewma_weight(step, tau_ms, w_step, w)
+    frac += w * ((1.0 if bad else 0.0) - frac)
+    return not bad, flat_t, frac, w, w_step
+
+
+@helper
+def quality_step(  # type: ignore[no-untyped-def]
+    t, v0, v1, v2, la, lo_, acc, mo, lo, hi, roc, flat_ms, gap_ms, tau_ms, gps_max, st, w, w_step,
+):  # fmt: skip
+    """One fresh sample of a device: its quality bits and the device's new state.
+
+    ``st`` is the device's state as a tuple of scalars (`QualityDetector.load` order:
+    last value, last time, flat-run start and bad fraction of HR, SpO2 and skin, then
+    the fault score); returns (bits, new ``st``, whether any channel was present, ``w``,
+    ``w_step``). Scalars in and out, so a kernel walking one device's samples keeps the
+    state in registers.
+    """
+    lv0, lv1, lv2, lt0, lt1, lt2, ft0, ft1, ft2, fr0, fr1, fr2, fault = st
+    q = Q_FRESH
+    if v0 == v0:
+        good, ft0, fr0, w, w_step = channel_step(
+            v0, t, lo[0], hi[0], roc[0], flat_ms[0], gap_ms, tau_ms, lv0, lt0, ft0, fr0, w, w_step
+        )
+        lv0 = v0
+        lt0 = t
+        if good:
+            q |= Q_HR
+    if v1 == v1:
+        good, ft1, fr1, w, w_step = channel_step(
+            v1, t, lo[1], hi[1], roc[1], flat_ms[1], gap_ms, tau_ms, lv1, lt1, ft1, fr1, w, w_step
+        )
+        lv1 = v1
+        lt1 = t
+        if good:
+            q |= Q_SPO2
+    if v2 == v2:
+        good, ft2, fr2, w, w_step = channel_step(
+            v2, t, lo[2], hi[2], roc[2], flat_ms[2], gap_ms, tau_ms, lv2, lt2, ft2, fr2, w, w_step
+        )
+        lv2 = v2
+        lt2 = t
+        if good:
+            q |= Q_SKIN
+    if la == la and lo_ == lo_ and not acc > gps_max:
+        q |= Q_GPS
+    if mo == mo:
+        q |= Q_MOTION
+    present = v0 == v0 or v1 == v1 or v2 == v2
+    if present:
+        fault = max(fr0, max(fr1, fr2))
+    st = (lv0, lv1, lv2, lt0, lt1, lt2, ft0, ft1, ft2, fr0, fr1, fr2, fault)
+    return q, st, present, w, w_step
+
+
+@helper
+def quality_load(s, last_v, last_t, flat_t, frac, fault):  # type: ignore[no-untyped-def]
+    """A device's quality state as the scalars `quality_step` takes."""
+    return (
+        last_v[s, 0], last_v[s, 1], last_v[s, 2], last_t[s, 0], last_t[s, 1], last_t[s, 2],
+        flat_t[s, 0], flat_t[s, 1], flat_t[s, 2], frac[s, 0], frac[s, 1], frac[s, 2], fault[s],
+    )  # fmt: skip
+
+
+@helper
+def quality_store(s, st, last_v, last_t, flat_t, frac, fault):  # type: ignore[no-untyped-def]
+    """Write back what `quality_load` read."""
+    last_v[s, 0], last_v[s, 1], last_v[s, 2] = st[0], st[1], st[2]
+    last_t[s, 0], last_t[s, 1], last_t[s, 2] = st[3], st[4], st[5]
+    flat_t[s, 0], flat_t[s, 1], flat_t[s, 2] = st[6], st[7], st[8]
+    frac[s, 0], frac[s, 1], frac[s, 2] = st[9], st[10], st[11]
+    fault[s] = st[12]
+
+
 @kernel
 def quality_kernel(  # type: ignore[no-untyped-def]
     start, idx, slot, ts, hr, spo2, skin, lat, lon, gps_acc, motion, quality,
@@ -68,13 +147,14 @@ def quality_kernel(  # type: ignore[no-untyped-def]
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
     ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
 ):  # fmt: skip
+    """This detector alone (the pipeline runs `detectors.fused.fused_kernel` instead)."""
     n = idx.shape[0]
     cap = ev_slot.shape[0]
     w_step = -1  # ewma_weight's cache (scalars, see there)
     w = 0.0
     for k in range(start, n):
         i = idx[k]
-        s = slot[i]
+        s = np.uint32(slot[i])
         if ev_n[0] + 1 > cap:
             return k
         t = ts[i]
@@ -82,37 +162,15 @@ def quality_kernel(  # type: ignore[no-untyped-def]
             quality[i] = 0  # late or duplicate: stored, but not fed to the detectors
             continue
         last_ts[s] = t
-        q = Q_FRESH
-        v0 = np.float64(hr[i])
-        v1 = np.float64(spo2[i])
-        v2 = np.float64(skin[i])
-        for c in range(N_CH):
-            v = v0 if c == 0 else (v1 if c == 1 else v2)
-            if v != v:
-                continue
-            bad, flat_t[s, c], step = channel_test(
-                v, t, lo[c], hi[c], roc[c], flat_ms[c], gap_ms, last_v[s, c], last_t[s, c],
-                flat_t[s, c],
-            )  # fmt: skip
-            w, w_step = ewma_weight(step, tau_ms, w_step, w)
-            frac[s, c] += w * ((1.0 if bad else 0.0) - frac[s, c])
-            last_v[s, c] = v
-            last_t[s, c] = t
-            if not bad:
-                q |= CHANNEL_BIT[c]
-        any_present = v0 == v0 or v1 == v1 or v2 == v2
-        la = lat[i]
-        lo_ = lon[i]
-        acc = gps_acc[i]
-        if la == la and lo_ == lo_ and not acc > gps_max:
-            q |= Q_GPS
-        if motion[i] == motion[i]:
-            q |= Q_MOTION
+        st = quality_load(s, last_v, last_t, flat_t, frac, fault)
+        q, st, present, w, w_step = quality_step(
+            t, np.float64(hr[i]), np.float64(spo2[i]), np.float64(skin[i]), lat[i], lon[i],
+            gps_acc[i], motion[i], lo, hi, roc, flat_ms, gap_ms, tau_ms, gps_max, st, w, w_step,
+        )  # fmt: skip
+        quality_store(s, st, last_v, last_t, flat_t, frac, fault)
         quality[i] = q
-        if any_present:
-            worst = max(frac[s, 0], max(frac[s, 1], frac[s, 2]))
-            fault[s] = worst
-            sc[0] = worst
+        if present:
+            sc[0] = st[12]
             step_rules(
                 s, t, sc, sc, r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active,
                 csince, lvl, kind_codes, ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
@@ -151,18 +209,23 @@ class QualityDetector(Detector):
         s = self.settings
         return [s.fault_on_fraction], [s.fault_off_fraction]
 
-    def update(self, ctx: BatchContext) -> None:
+    def fused_args(self) -> tuple[Any, ...]:
         s = self.settings
+        params = (self._lo, self._hi, self._roc, self._flat, ms(s.gap_s), ms(s.fault_tau_s),
+                  f32(s.gps_acc_max_m))  # fmt: skip
         st = self.a("last_ts", "last_v", "last_t", "flat_t", "frac", "fault")
-        sc = np.zeros(1)  # per call: calls for different slot ranges may run concurrently
+        # scratch per call: calls for different slot ranges may run concurrently
+        return params, st, np.zeros(1), self.rules.args()
+
+    def update(self, ctx: BatchContext) -> None:
+        params, st, sc, rules = self.fused_args()
 
         def call(start: int) -> int:
             return quality_kernel(  # type: ignore[no-any-return]
                 start, ctx.idx, ctx.slot, ctx.ts,
                 ctx.hr, ctx.spo2, ctx.skin, ctx.lat, ctx.lon,
                 ctx.gps_acc, ctx.motion, ctx.quality,
-                self._lo, self._hi, self._roc, self._flat, ms(s.gap_s), ms(s.fault_tau_s),
-                f32(s.gps_acc_max_m), *st, sc, *self.rules.args(), *self.ev(ctx),
+                *params, *st, sc, *rules, *self.ev(ctx),
             )  # fmt: skip
 
         drive(len(ctx.idx), ctx.events, call)

@@ -13,11 +13,11 @@ subtracts them without rounding, in any order.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from detectors._jit import kernel
+from detectors._jit import helper, kernel
 from detectors.base import Q_FRESH, Q_SPO2, BatchContext, Detector, StateField, drive, ms
 from detectors.config import DetectorSettings
 from detectors.models import AlarmKind, Severity, WorkerProfile
@@ -27,6 +27,34 @@ from detectors.policy import Rule, step_rules
 RING = 32
 
 
+@helper
+def spo2_step(s, t, v, window_ms, min_samples, ring_v, ring_t, head, w_n, w_sum):  # type: ignore[no-untyped-def]
+    """One good SpO2 value ``v`` of slot ``s``: push it into the slot's ring, drop what left
+    the window (t − W, t]. Returns the new (head, window count, window sum, mean)."""
+    size = ring_v.shape[1]
+    h = head + 1
+    if h == size:
+        h = 0
+    m = w_n  # the window is ring entries h−m+1 … h (mod size), oldest first
+    total = w_sum
+    if m == size:  # the entry about to be overwritten is still in the window
+        total -= ring_v[s, h]
+        m -= 1
+    ring_v[s, h] = v
+    ring_t[s, h] = t
+    total += v
+    m += 1
+    j = h - m + 1
+    if j < 0:
+        j += size
+    while m > 0 and ring_t[s, j] <= t - window_ms:  # drop those out of (t − W, t]
+        total -= ring_v[s, j]
+        m -= 1
+        j = j + 1 if j + 1 < size else 0
+    a = total / m if m >= min_samples else np.nan
+    return h, m, total, a
+
+
 @kernel
 def spo2_kernel(  # type: ignore[no-untyped-def]
     start, idx, slot, ts, spo2, quality, window_ms, min_samples,
@@ -34,42 +62,21 @@ def spo2_kernel(  # type: ignore[no-untyped-def]
     r_kind, r_sev, r_op, r_hold, r_clear, on, off, since, active, csince, lvl, kind_codes,
     ev_slot, ev_kind, ev_level, ev_ts, ev_value, ev_n,
 ):  # fmt: skip
+    """This detector alone (the pipeline runs `detectors.fused.fused_kernel` instead)."""
     n = idx.shape[0]
     cap = ev_slot.shape[0]
-    size = ring_v.shape[1]
     for k in range(start, n):
         i = idx[k]
-        s = slot[i]
+        s = np.uint32(slot[i])
         q = quality[i]
         if not (q & Q_FRESH and q & Q_SPO2):
             continue
         if ev_n[0] + 1 > cap:
             return k
         t = ts[i]
-        h = head[s] + 1
-        if h == size:
-            h = 0
-        m = w_n[s]  # the window is ring entries h−m+1 … h (mod size), oldest first
-        total = w_sum[s]
-        if m == size:  # the entry about to be overwritten is still in the window
-            total -= ring_v[s, h]
-            m -= 1
-        v = spo2[i]
-        head[s] = h
-        ring_v[s, h] = v
-        ring_t[s, h] = t
-        total += v
-        m += 1
-        j = h - m + 1
-        if j < 0:
-            j += size
-        while m > 0 and ring_t[s, j] <= t - window_ms:  # drop those out of (t − W, t]
-            total -= ring_v[s, j]
-            m -= 1
-            j = j + 1 if j + 1 < size else 0
-        w_n[s] = m
-        w_sum[s] = total
-        a = total / m if m >= min_samples else np.nan
+        head[s], w_n[s], w_sum[s], a = spo2_step(
+            s, t, spo2[i], window_ms, min_samples, ring_v, ring_t, head[s], w_n[s], w_sum[s]
+        )
         avg[s] = a
         sc[0] = a
         sc[1] = a
@@ -109,16 +116,18 @@ class SpO2Detector(Detector):
             [s.spo2_warning_pct + h, s.spo2_critical_pct + h],
         )
 
-    def update(self, ctx: BatchContext) -> None:
+    def fused_args(self) -> tuple[Any, ...]:
         s = self.settings
         st = self.a("ring_v", "ring_t", "head", "w_n", "w_sum", "avg")
-        sc = np.zeros(2)
+        return (ms(s.spo2_avg_s), s.spo2_min_samples), st, np.zeros(2), self.rules.args()
+
+    def update(self, ctx: BatchContext) -> None:
+        params, st, sc, rules = self.fused_args()
 
         def call(start: int) -> int:
             return spo2_kernel(  # type: ignore[no-any-return]
                 start, ctx.idx, ctx.slot, ctx.ts,
-                ctx.spo2, ctx.quality, ms(s.spo2_avg_s),
-                s.spo2_min_samples, *st, sc, *self.rules.args(), *self.ev(ctx),
+                ctx.spo2, ctx.quality, *params, *st, sc, *rules, *self.ev(ctx),
             )  # fmt: skip
 
         drive(len(ctx.idx), ctx.events, call)
