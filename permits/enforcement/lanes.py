@@ -31,6 +31,8 @@ class Lanes:
         self._idle.set()
         self._open = False
         self._running: set[asyncio.Task[None]] = set()
+        #: Lanes still busy when the drain time ran out on exit (their jobs were cancelled).
+        self.abandoned = 0
 
     async def __aenter__(self) -> Self:
         await self._tg.__aenter__()
@@ -45,7 +47,8 @@ class Lanes:
             async with asyncio.timeout(self._drain_s):
                 await self._idle.wait()
         except TimeoutError:
-            log.warning("enforcement lanes closed with %d lane(s) still busy", len(self._queues))
+            self.abandoned = len(self._queues)
+            log.warning("enforcement lanes closed with %d lane(s) still busy", self.abandoned)
         finally:
             for task in list(self._running):
                 task.cancel()

@@ -169,6 +169,11 @@ class Enforcement:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._scope.__aexit__(et, e, tb)
+        if self.lanes.abandoned:
+            # Decisions were cut off: keep the older snapshot, so that the next start's
+            # catch-up raises those alarms again and takes the decisions not yet stored.
+            log.warning("detector snapshot not saved: %d lane(s) cut off", self.lanes.abandoned)
+            return
         with contextlib.suppress(psycopg.Error, OSError):
             await self._save_snapshot()
 

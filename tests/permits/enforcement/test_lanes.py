@@ -78,3 +78,14 @@ async def test_lanes_closed_refuse_new_jobs() -> None:
 
     with pytest.raises(RuntimeError, match="closed"):
         lanes.submit("p", job)
+
+
+async def test_lanes_cut_off_on_exit_are_counted() -> None:
+    """Work still running when the drain time is up is cancelled and counted as abandoned
+    (the service then keeps its older detector snapshot); a clean exit abandons none."""
+    async with Lanes(drain_s=0.05) as stuck:
+        stuck.submit("permit-a", lambda: asyncio.sleep(10))
+    assert stuck.abandoned == 1
+    async with Lanes(drain_s=0.05) as clean:
+        clean.submit("permit-a", lambda: asyncio.sleep(0))
+    assert clean.abandoned == 0
